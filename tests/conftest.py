@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny hand-made datasets, so tests do not depend on the synthetic generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nuclei_pa.io.dataset import Sample, write_split
+
+
+def disk_labels(shape: tuple[int, int], centres: list[tuple[int, int]], radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, dtype=np.int32)
+    for k, (cy, cx) in enumerate(centres, start=1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = k
+    return labels
+
+
+def grid_sample(name: str, n_side: int = 4, size: int = 64, radius: int = 5) -> Sample:
+    step = size // n_side
+    centres = [(step // 2 + i * step, step // 2 + j * step) for i in range(n_side) for j in range(n_side)]
+    labels = disk_labels((size, size), centres, radius)
+    image = np.where(labels > 0, 200, 20).astype(np.uint8)
+    return Sample(name, image, labels)
+
+
+@pytest.fixture
+def tiny_split(tmp_path):
+    """A split folder of 3 images with 16 disk nuclei each."""
+    folder = tmp_path / "split"
+    write_split(folder, [grid_sample(f"img{k:03d}") for k in range(3)])
+    return folder
