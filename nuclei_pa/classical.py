@@ -17,14 +17,18 @@ def nucleus_channel(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64)
 
 
-def otsu_watershed(image: np.ndarray, smooth_sigma: float = 1.0, min_distance: int = 4, min_area: int = 15) -> np.ndarray:
+def otsu_watershed(
+    image: np.ndarray, smooth_sigma: float = 1.0, min_distance: int = 4, min_area: int = 15
+) -> np.ndarray:
     """Instance labels from Otsu foreground split by a watershed on the distance transform."""
     chan = filters.gaussian(nucleus_channel(image), sigma=smooth_sigma)
     fg = chan > filters.threshold_otsu(chan)
     fg = morphology.remove_small_objects(fg, max_size=min_area - 1) if fg.any() else fg
     fg = ndimage.binary_fill_holes(fg)
     dist = ndimage.distance_transform_edt(fg)
-    peaks = feature.peak_local_max(dist, min_distance=min_distance, labels=ndimage.label(fg)[0], exclude_border=False)
+    peaks = feature.peak_local_max(
+        dist, min_distance=min_distance, labels=ndimage.label(fg)[0], exclude_border=False
+    )
     markers = np.zeros(fg.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     labels = segmentation.watershed(-dist, markers, mask=fg)

@@ -20,7 +20,7 @@ COMMANDS = ("synth", "derive", "classical", "evaluate", "train", "predict")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nuclei-pa",
-        description="Nucleus segmentation from partially annotated images (Mask R-CNN + pa module).",
+        description="Nucleus segmentation from partially annotated images (Mask R-CNN + pa).",
     )
     parser.add_argument("--version", action="version", version=f"nuclei-pa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -18,7 +18,9 @@ def disk_labels(shape: tuple[int, int], centres: list[tuple[int, int]], radius: 
 
 def grid_sample(name: str, n_side: int = 4, size: int = 64, radius: int = 5) -> Sample:
     step = size // n_side
-    centres = [(step // 2 + i * step, step // 2 + j * step) for i in range(n_side) for j in range(n_side)]
+    centres = [
+        (step // 2 + i * step, step // 2 + j * step) for i in range(n_side) for j in range(n_side)
+    ]
     labels = disk_labels((size, size), centres, radius)
     image = np.where(labels > 0, 200, 20).astype(np.uint8)
     return Sample(name, image, labels)

@@ -26,13 +26,18 @@ def test_every_command_has_help(capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "nuclei_pa.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nuclei_pa.cli", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "evaluate" in out.stdout
 
 
 def test_evaluate_perfect_prediction(tiny_split, tmp_path, capsys):
     out = tmp_path / "eval" / "per_image.csv"
-    assert main(["evaluate", str(tiny_split), str(tiny_split / "labels"), "-o", str(out), "--quiet"]) == 0
+    assert (
+        main(["evaluate", str(tiny_split), str(tiny_split / "labels"), "-o", str(out), "--quiet"])
+        == 0
+    )
     df = pd.read_csv(out)
     assert list(df.columns) == COLUMNS
     assert len(df) == 3 and (df["n_gt"] == 16).all()
@@ -65,7 +70,9 @@ def test_evaluate_coco_gt_and_results_list(tiny_split, tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(results))
     out = tmp_path / "coco.csv"
     gt = tiny_split / "annotations.json"
-    assert main(["evaluate", str(gt), str(tmp_path / "results.json"), "-o", str(out), "--quiet"]) == 0
+    assert (
+        main(["evaluate", str(gt), str(tmp_path / "results.json"), "-o", str(out), "--quiet"]) == 0
+    )
     df = pd.read_csv(out).set_index("image")
     assert df.loc["img000", "map"] == 1.0 and df.loc["img001", "n_pred"] == 0
     assert df.loc["img001", "recall_50"] == 0.0
@@ -108,7 +115,12 @@ def test_derive_cli(tiny_split, tmp_path, capsys):
     assert [s.n_instances for s in read_split(out)] == [4, 4, 4]
     assert main(["derive", "crop", str(tiny_split), "-o", str(tmp_path / "crop")]) == 0
     assert all(s.image.shape == (32, 32) for s in read_split(tmp_path / "crop"))
-    assert main(["derive", "remove", str(tiny_split), "-o", str(tmp_path / "bad"), "--fraction", "1.5"]) == 2
+    assert (
+        main(
+            ["derive", "remove", str(tiny_split), "-o", str(tmp_path / "bad"), "--fraction", "1.5"]
+        )
+        == 2
+    )
     assert not (tmp_path / "bad").exists()
 
 

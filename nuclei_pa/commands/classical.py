@@ -17,9 +17,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("images", type=Path, help="folder of images, or a split folder")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder (gets labels/)")
-    p.add_argument("--sigma", type=float, default=1.0, help="Gaussian smoothing (default %(default)s)")
-    p.add_argument("--min-distance", type=int, default=4,
-                   help="minimum distance between watershed seeds in px (default %(default)s)")
+    p.add_argument(
+        "--sigma", type=float, default=1.0, help="Gaussian smoothing (default %(default)s)"
+    )
+    p.add_argument(
+        "--min-distance",
+        type=int,
+        default=4,
+        help="minimum distance between watershed seeds in px (default %(default)s)",
+    )
     p.set_defaults(run=run)
 
 
@@ -35,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     with atomic_dir(args.out / "labels") as tmp:
         for path in tqdm(paths, desc="classical", unit="img"):
             labels = otsu_watershed(read_image(path), args.sigma, args.min_distance)
-            write_tiff(tmp / f"{path.stem}.tif", labels.astype("uint16" if labels.max() < 65536 else "uint32"))
+            write_tiff(
+                tmp / f"{path.stem}.tif",
+                labels.astype("uint16" if labels.max() < 65536 else "uint32"),
+            )
     print(f"{args.out / 'labels'}: {len(paths)} label images")
     return 0

@@ -18,13 +18,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "it annotated (DH25crop: --fraction 0.25). Seeded per image name.",
     )
     p.add_argument("method", choices=["remove", "crop"], help="derivation to apply")
-    p.add_argument("src", type=Path, help="fully annotated split folder (images/, annotations.json)")
+    p.add_argument(
+        "src", type=Path, help="fully annotated split folder (images/, annotations.json)"
+    )
     p.add_argument("-o", "--out", type=Path, required=True, help="output split folder")
-    p.add_argument("--fraction", type=float, default=0.25,
-                   help="remove: fraction of instances kept; crop: fraction of area kept "
-                   "(default %(default)s)")
-    p.add_argument("--min-area", type=int, default=10,
-                   help="crop: drop instances clipped to fewer pixels (default %(default)s)")
+    p.add_argument(
+        "--fraction",
+        type=float,
+        default=0.25,
+        help="remove: fraction of instances kept; crop: fraction of area kept "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--min-area",
+        type=int,
+        default=10,
+        help="crop: drop instances clipped to fewer pixels (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.set_defaults(run=run)
 
@@ -37,8 +47,16 @@ def run(args: argparse.Namespace) -> int:
     if not limits[0] <= args.fraction <= limits[1]:
         raise InputError(None, f"--fraction must be in (0, 1], got {args.fraction}")
     report = DeriveReport()
-    samples = derive(read_split(args.src), args.method, args.fraction, args.seed, report, args.min_area)
-    write_split(args.out, samples, derived_from=str(args.src), derivation=args.method,
-                fraction=args.fraction, seed=args.seed)
+    samples = derive(
+        read_split(args.src), args.method, args.fraction, args.seed, report, args.min_area
+    )
+    write_split(
+        args.out,
+        samples,
+        derived_from=str(args.src),
+        derivation=args.method,
+        fraction=args.fraction,
+        seed=args.seed,
+    )
     print(f"{args.out}: {report}")
     return 0

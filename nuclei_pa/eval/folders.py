@@ -52,7 +52,9 @@ class LabelSource:
                 self._results = {}
                 for det in raw:
                     if det.get("image_id") not in reference._coco.images:
-                        raise InputError(self.path, f"result for unknown image id {det.get('image_id')}")
+                        raise InputError(
+                            self.path, f"result for unknown image id {det.get('image_id')}"
+                        )
                     self._results.setdefault(det["image_id"], []).append(det)
             else:
                 self._coco = load_coco(self.path)
@@ -79,7 +81,9 @@ class LabelSource:
         img = by_stem[name]
         h, w = img["height"], img["width"]
         if shape is not None and (h, w) != tuple(shape):
-            raise InputError(self.path, f"{name}: size {(h, w)} differs from ground truth {tuple(shape)}")
+            raise InputError(
+                self.path, f"{name}: size {(h, w)} differs from ground truth {tuple(shape)}"
+            )
         if self._results is not None:
             anns = self._results.get(img["id"], [])
         else:
@@ -97,7 +101,10 @@ def iter_pairs(gt: str | Path, pred: str | Path) -> Iterator[tuple[str, np.ndarr
     pred_names = set(pred_src.names())
     missing = [n for n in gt_names if n not in pred_names]
     if missing:
-        raise InputError(Path(pred), f"no prediction for {len(missing)} ground-truth image(s), e.g. {missing[0]!r}")
+        raise InputError(
+            Path(pred),
+            f"no prediction for {len(missing)} ground-truth image(s), e.g. {missing[0]!r}",
+        )
     extra = pred_names - set(gt_names)
     if extra:
         print(f"note: {len(extra)} prediction(s) without ground truth ignored", file=sys.stderr)
@@ -122,7 +129,11 @@ def evaluate(gt: str | Path, pred: str | Path, progress: bool = False) -> pd.Dat
 def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
     """Mean of every metric over images (the paper's per-dataset numbers), with counts summed."""
     row = {c: per_image[c].mean() for c in METRIC_COLUMNS}
-    row.update(n_images=len(per_image), n_gt=int(per_image["n_gt"].sum()), n_pred=int(per_image["n_pred"].sum()))
+    row.update(
+        n_images=len(per_image),
+        n_gt=int(per_image["n_gt"].sum()),
+        n_pred=int(per_image["n_pred"].sum()),
+    )
     return pd.DataFrame([row])
 
 

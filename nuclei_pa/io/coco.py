@@ -104,7 +104,9 @@ class CocoIndex:
 
     def labels(self, image_id: int) -> np.ndarray:
         img = self.images[image_id]
-        return annotations_to_labels(self.anns_by_image.get(image_id, []), img["height"], img["width"])
+        return annotations_to_labels(
+            self.anns_by_image.get(image_id, []), img["height"], img["width"]
+        )
 
 
 def _check_polygon(path: Path, ann_id: Any, seg: list, height: int, width: int) -> None:
@@ -112,7 +114,12 @@ def _check_polygon(path: Path, ann_id: Any, seg: list, height: int, width: int) 
         if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
             raise InputError(path, f"annotation {ann_id}: polygon needs ≥ 3 (x, y) points")
         xy = np.asarray(poly, dtype=float).reshape(-1, 2)
-        if xy[:, 0].min() < 0 or xy[:, 1].min() < 0 or xy[:, 0].max() > width or xy[:, 1].max() > height:
+        if (
+            xy[:, 0].min() < 0
+            or xy[:, 1].min() < 0
+            or xy[:, 0].max() > width
+            or xy[:, 1].max() > height
+        ):
             raise InputError(
                 path, f"annotation {ann_id}: polygon out of bounds of its {width}×{height} image"
             )
@@ -137,7 +144,9 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None) -> CocoInd
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not valid JSON ({exc})") from exc
     if isinstance(data, list):  # a bare results list: wrap it, images unknown
-        raise InputError(path, "a COCO results list needs its dataset file; pass the full COCO file")
+        raise InputError(
+            path, "a COCO results list needs its dataset file; pass the full COCO file"
+        )
     if not isinstance(data, dict) or "images" not in data:
         raise InputError(path, "not a COCO instances file (no 'images' list)")
     index = CocoIndex(path=path, data=data)
@@ -163,7 +172,9 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None) -> CocoInd
         seen.add(ann_id)
         img = index.images.get(ann.get("image_id"))
         if img is None:
-            raise InputError(path, f"annotation {ann_id} refers to missing image id {ann.get('image_id')}")
+            raise InputError(
+                path, f"annotation {ann_id} refers to missing image id {ann.get('image_id')}"
+            )
         seg = ann.get("segmentation")
         if seg is None:
             raise InputError(path, f"annotation {ann_id} has no segmentation")
@@ -172,8 +183,9 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None) -> CocoInd
         elif isinstance(seg, dict):
             if list(seg.get("size", [])) != [img["height"], img["width"]]:
                 raise InputError(
-                    path, f"annotation {ann_id}: RLE size {seg.get('size')} differs from its image's "
-                    f"{[img['height'], img['width']]}"
+                    path,
+                    f"annotation {ann_id}: RLE size {seg.get('size')} differs from its image's "
+                    f"{[img['height'], img['width']]}",
                 )
         else:
             raise InputError(path, f"annotation {ann_id}: unsupported segmentation type")
@@ -187,7 +199,9 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None) -> CocoInd
     return index
 
 
-def coco_document(images: list[dict[str, Any]], annotations: list[dict[str, Any]], **info: Any) -> dict:
+def coco_document(
+    images: list[dict[str, Any]], annotations: list[dict[str, Any]], **info: Any
+) -> dict:
     """A complete COCO instances document with the single nucleus category."""
     return {
         "info": {"description": "nuclei-pa dataset", **info},

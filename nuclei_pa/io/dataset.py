@@ -47,9 +47,14 @@ def write_split(folder: str | Path, samples: Iterable[Sample], **info: Any) -> d
                 raise ValueError(f"{s.name}: labels {s.labels.shape} vs image {s.image.shape[:2]}")
             file_name = f"{s.name}.tif"
             write_tiff(tmp / "images" / file_name, s.image)
-            write_tiff(tmp / "labels" / file_name, s.labels.astype(np.uint16 if s.labels.max() < 65536 else np.uint32))
+            write_tiff(
+                tmp / "labels" / file_name,
+                s.labels.astype(np.uint16 if s.labels.max() < 65536 else np.uint32),
+            )
             h, w = s.labels.shape
-            images.append({"id": image_id, "file_name": file_name, "height": h, "width": w, **s.meta})
+            images.append(
+                {"id": image_id, "file_name": file_name, "height": h, "width": w, **s.meta}
+            )
             annotations += labels_to_annotations(s.labels, image_id, first_id=len(annotations) + 1)
         write_json(tmp / "annotations.json", coco_document(images, annotations, **info))
     return {"images": len(images), "instances": len(annotations)}
@@ -69,6 +74,8 @@ def read_split(folder: str | Path) -> Iterator[Sample]:
                 f"{(img['height'], img['width'])}",
             )
         label_path = folder / "labels" / img["file_name"]
-        labels = read_labels(label_path, image.shape) if label_path.exists() else index.labels(image_id)
+        labels = (
+            read_labels(label_path, image.shape) if label_path.exists() else index.labels(image_id)
+        )
         meta = {k: v for k, v in img.items() if k not in ("id", "file_name", "height", "width")}
         yield Sample(Path(img["file_name"]).stem, image, labels, meta)

@@ -31,22 +31,23 @@ def _load_raw(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:  # tifffile/PIL raise many types for truncated or corrupt files
-        raise InputError(path, f"unreadable or truncated image ({type(exc).__name__}: {exc})") from exc
+        raise InputError(
+            path, f"unreadable or truncated image ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read a 2-D grey (H, W) or RGB (H, W, 3) image; reject stacks, RGBA and empty images."""
     path = Path(path)
     arr = _load_raw(path)
-    if arr.ndim == 2:
-        pass
-    elif arr.ndim == 3 and arr.shape[-1] == 3:
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3):
         pass
     elif arr.ndim == 3 and arr.shape[-1] == 4:
         raise InputError(path, f"RGBA image of shape {arr.shape}; save it as RGB or grey")
     else:
         raise InputError(
-            path, f"{arr.ndim}-D array of shape {arr.shape} where a 2-D grey or RGB image was expected"
+            path,
+            f"{arr.ndim}-D array of shape {arr.shape} where a 2-D grey or RGB image was expected",
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(path, f"empty image of shape {arr.shape}")
@@ -73,7 +74,9 @@ def read_labels(path: str | Path, shape: tuple[int, int] | None = None) -> np.nd
     if arr.size and arr.min() < 0:
         raise InputError(path, "label image has negative values")
     if shape is not None and tuple(arr.shape) != tuple(shape[:2]):
-        raise InputError(path, f"label image shape {arr.shape} differs from its image's {shape[:2]}")
+        raise InputError(
+            path, f"label image shape {arr.shape} differs from its image's {shape[:2]}"
+        )
     return arr.astype(np.int32, copy=False)
 
 
