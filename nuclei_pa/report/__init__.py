@@ -1,0 +1,1 @@
+"""Turning per-checkpoint evaluations into the paper's tables and figures."""

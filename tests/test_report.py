@@ -1,0 +1,79 @@
+"""Tables and figures from evaluation results."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nuclei_pa.report.curves import best_checkpoint, collect_best, learning_curve
+from nuclei_pa.report.figures import figure4
+from nuclei_pa.report.tables import (
+    add_group_means,
+    per_image_comparison,
+    table1,
+    wilcoxon_table,
+    write_table,
+)
+
+METRICS = ["map", "aji", "aji_kumar", "ncs", "precision_50", "recall_50"]
+
+
+def _summary(tmp_path, name, value):
+    path = tmp_path / f"{name}.summary.csv"
+    pd.DataFrame([{m: value for m in METRICS} | {"n_images": 2, "n_gt": 10, "n_pred": 9}]).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_curve_and_best_checkpoint(tmp_path):
+    curve = learning_curve(
+        {
+            100: _summary(tmp_path, "b", 0.6),
+            50: _summary(tmp_path, "a", 0.4),
+            150: _summary(tmp_path, "c", 0.6),
+        }
+    )
+    assert curve["iteration"].tolist() == [50, 100, 150]
+    best = best_checkpoint(curve)
+    assert best["iteration"] == 100 and best["map"] == 0.6  # tie → earliest
+    body = collect_best({"m": curve})
+    t1 = table1(body, reference={"Otsu+watershed": dict.fromkeys(METRICS, 0.3)})
+    assert t1["model"].tolist() == ["m", "Otsu+watershed"]
+    assert t1.loc[0, "mAP"] == 0.6 and t1.loc[1, "R@0.5"] == 0.3
+    with pytest.raises(ValueError):
+        best_checkpoint(curve.iloc[:0])
+
+
+def test_per_image_comparison_with_groups_published_and_wilcoxon(tmp_path):
+    ours = pd.DataFrame(
+        {"image": ["a", "b", "c", "d", "e", "f"], "aji": [0.6, 0.7, 0.5, 0.65, 0.55, 0.62]}
+    )
+    other = ours.assign(aji=ours["aji"] - [0.1, 0.05, 0.02, 0.08, 0.03, 0.01])
+    published = pd.DataFrame({"image": list("abcdef"), "CNN3": [0.5, 0.6, 0.4, 0.5, 0.5, 0.5]})
+    groups = dict(zip("abcdef", ["same"] * 3 + ["unseen"] * 3, strict=True))
+    table = per_image_comparison({"ours": ours, "other": other}, groups=groups, published=published)
+    assert list(table.columns) == ["image", "group", "ours", "other", "CNN3"]
+    means = add_group_means(table)
+    assert means["image"].tolist()[-3:] == ["mean (same)", "mean (unseen)", "mean (all)"]
+    assert means.iloc[-3]["ours"] == pytest.approx(0.6)
+    tests = wilcoxon_table(table, "ours", ["other", "CNN3"])
+    # ours > other on all 6 images: exact two-sided p = 2 / 2**6
+    assert tests.loc[0, "p_value"] == pytest.approx(2 / 64)
+    assert tests.loc[0, "n"] == 6
+    with pytest.raises(ValueError, match="lack test image"):
+        per_image_comparison({"ours": ours}, published=published.iloc[:3])
+    write_table(means, tmp_path / "t3.csv", tmp_path / "t3.md", title="Table 3")
+    assert (tmp_path / "t3.md").read_text().startswith("## Table 3")
+    assert len(pd.read_csv(tmp_path / "t3.csv")) == 9
+
+
+def test_figure4_writes_png_and_pdf(tmp_path):
+    curve = pd.DataFrame({"iteration": [50, 100], **{m: [0.3, 0.5] for m in METRICS}})
+    paths = [tmp_path / "fig4.png", tmp_path / "fig4.pdf"]
+    figure4(
+        {"DH100-baseline": curve, "DH25-pa": curve},
+        paths,
+        reference={"classical": dict.fromkeys(METRICS, 0.2)},
+    )
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
