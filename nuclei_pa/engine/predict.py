@@ -1,0 +1,287 @@
+"""Prediction: a trained model applied to whole images, tile by tile, into instance label images.
+
+Memory stays roughly flat as images grow: the model only ever sees one tile; each detection is
+cut down to its box as soon as the tile's output arrives (see :mod:`.postprocess`); the only
+image-sized arrays are the input image and the int32 label image. Tiles are stitched without
+duplicated or cut nuclei by the core rule of :mod:`.tiling` — keep ``tile_overlap`` above the
+largest nucleus diameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nuclei_pa.engine.postprocess import (
+    Instance,
+    dilate_labels,
+    labels_to_coco,
+    paste_instances,
+)
+from nuclei_pa.engine.tiling import Tile, tile_grid
+from nuclei_pa.errors import InputError
+from nuclei_pa.io.atomic import atomic_dir, write_json
+from nuclei_pa.io.coco import coco_document
+from nuclei_pa.io.images import list_images, read_image, write_tiff
+
+DEFAULTS: dict[str, Any] = {
+    "score_threshold": 0.5,
+    "mask_threshold": 0.5,
+    "min_area": 10,
+    "dilate": True,
+    "tile_size": 1024,
+    "tile_overlap": 128,
+}
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; a named device must exist on this machine."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(None, f"unknown device {device!r} (try auto, cpu, cuda, cuda:1)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W) or (H, W, 3) array → float32 [3, H, W] in 0..1, the model's input.
+
+    Integer images are divided by their type's maximum (uint8 /255, uint16 /65535), so a pixel
+    maps to the same value whichever tile it is in; grey is replicated to three channels; float
+    images are taken as already in 0..1 (clipped).
+    """
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.integer):
+        info = np.iinfo(arr.dtype)
+        arr = arr.astype(np.float32) / np.float32(info.max)
+        if info.min < 0:
+            arr = np.clip(arr, 0.0, 1.0)
+    else:
+        arr = np.clip(arr.astype(np.float32, copy=False), 0.0, 1.0)
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.ndim == 2:
+        return t.unsqueeze(0).expand(3, -1, -1).contiguous()
+    if t.ndim == 3 and t.shape[-1] == 3:
+        return t.permute(2, 0, 1).contiguous()
+    raise ValueError(f"expected a (H, W) or (H, W, 3) image, got shape {tuple(arr.shape)}")
+
+
+def load_model(
+    checkpoint: str | Path, device: str | torch.device | None = "auto"
+) -> torch.nn.Module:
+    """Rebuild a trained model from a ``nuclei-pa train`` checkpoint, in eval mode on ``device``.
+
+    Every problem with the file becomes an :class:`InputError` naming it.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
+        raise InputError(
+            path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt:
+        raise InputError(path, "checkpoint has no 'model_config' (not written by nuclei-pa train?)")
+    if "model" not in ckpt:
+        raise InputError(path, "checkpoint has no 'model' weights")
+    from nuclei_pa.model import ModelConfig, build_model
+
+    try:
+        model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+    except InputError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(path, f"invalid model_config: {exc}") from exc
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise InputError(path, f"weights do not fit its model_config: {exc}") from exc
+    return model.to(resolve_device(device)).eval()
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _tile_instances(
+    output: dict[str, torch.Tensor],
+    tile: Tile,
+    score_threshold: float,
+    mask_threshold: float,
+) -> Iterator[Instance]:
+    """The detections of one tile's model output that this tile keeps, cropped to their masks."""
+    scores = output["scores"].detach()
+    masks = output["masks"].detach()
+    if masks.ndim == 4:  # [N, 1, H, W] as torchvision returns them
+        masks = masks[:, 0]
+    for i in torch.nonzero(scores >= score_threshold).flatten().tolist():
+        fg = masks[i] > mask_threshold
+        rows = torch.nonzero(fg.any(dim=1)).flatten()
+        if rows.numel() == 0:
+            continue
+        cols = torch.nonzero(fg.any(dim=0)).flatten()
+        ya, yb = int(rows[0]), int(rows[-1]) + 1
+        xa, xb = int(cols[0]), int(cols[-1]) + 1
+        if not tile.keeps(ya, yb, xa, xb):
+            continue
+        # a copy, not a view: a view would keep the whole tile-sized mask alive
+        local = fg[ya:yb, xa:xb].cpu().numpy().copy()
+        yield Instance(tile.y0 + ya, tile.x0 + xa, local, float(scores[i]))
+
+
+def predict_image(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    score_threshold: float = DEFAULTS["score_threshold"],
+    mask_threshold: float = DEFAULTS["mask_threshold"],
+    min_area: int = DEFAULTS["min_area"],
+    dilate: bool = DEFAULTS["dilate"],
+    tile_size: int | None = DEFAULTS["tile_size"],
+    tile_overlap: int = DEFAULTS["tile_overlap"],
+    device: str | torch.device | None = None,
+) -> tuple[np.ndarray, dict[int, float]]:
+    """Instance labels (int32, 0 = background, 1 = best score) of one image, and each label's score.
+
+    Detections with score ≥ ``score_threshold`` are kept; mask pixels with probability
+    > ``mask_threshold`` are foreground. ``tile_size`` None/0 predicts in one piece; images no
+    larger than ``tile_size`` always do. ``device`` None uses the model's own device. The model
+    is run in eval mode and put back in its previous mode afterwards.
+    """
+    dev = _model_device(model) if device is None else resolve_device(device)
+    height, width = image.shape[:2]
+    tiles = tile_grid(height, width, tile_size, tile_overlap)
+    was_training = model.training
+    model.eval()
+    instances: list[Instance] = []
+    try:
+        with torch.inference_mode():
+            for tile in tiles:
+                x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1]).to(dev)
+                output = model([x])[0]
+                del x
+                instances += _tile_instances(output, tile, score_threshold, mask_threshold)
+                del output
+    finally:
+        model.train(was_training)
+    labels, scores = paste_instances(instances, (height, width), min_area=min_area)
+    del instances
+    if dilate:
+        dilate_labels(labels, inplace=True)
+    return labels, scores
+
+
+def resolve_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Image files from a folder (a split folder through its images/), files, or both.
+
+    Output names come from file stems, so two inputs with the same stem are an error.
+    """
+    items = [images] if isinstance(images, str | Path) else list(images)
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            folder = p / "images" if (p / "images").is_dir() else p
+            found = list_images(folder)
+            if not found:
+                raise InputError(folder, "no images (.tif/.tiff/.png/.jpg) found")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InputError(p, "image or folder not found")
+    if not paths:
+        raise InputError(None, "no images given")
+    seen: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in seen:
+            raise InputError(p, f"same name as {seen[p.stem]}; outputs are named by file stem")
+        seen[p.stem] = p
+    return paths
+
+
+def predict_folder(
+    checkpoint: str | Path | torch.nn.Module,
+    images: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    score_threshold: float = DEFAULTS["score_threshold"],
+    mask_threshold: float = DEFAULTS["mask_threshold"],
+    min_area: int = DEFAULTS["min_area"],
+    dilate: bool = DEFAULTS["dilate"],
+    tile_size: int | None = DEFAULTS["tile_size"],
+    tile_overlap: int = DEFAULTS["tile_overlap"],
+    device: str | torch.device | None = "auto",
+    progress: bool = True,
+) -> dict[str, int]:
+    """Predict every image; write ``out_dir/labels/<stem>.tif`` and ``out_dir/predictions.json``.
+
+    ``checkpoint`` is a checkpoint path or an already loaded model (tests, benchmarks, training).
+    ``predictions.json`` is a full COCO document (images, RLE annotations with ``score``, the
+    nucleus category) that ``nuclei-pa evaluate`` and pycocotools read. ``labels/`` is replaced
+    as a whole and the JSON written, each atomically, only once every image has succeeded.
+    Returns the numbers of images and instances.
+    """
+    from tqdm import tqdm
+
+    paths = resolve_images(images)
+    out_dir = Path(out_dir)
+    if isinstance(checkpoint, torch.nn.Module):
+        model = checkpoint.to(resolve_device(device))
+        source = type(checkpoint).__name__
+    else:
+        model = load_model(checkpoint, device)
+        source = str(checkpoint)
+    params = {
+        "score_threshold": score_threshold,
+        "mask_threshold": mask_threshold,
+        "min_area": min_area,
+        "dilate": dilate,
+        "tile_size": tile_size,
+        "tile_overlap": tile_overlap,
+    }
+    coco_images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out_dir / "labels") as tmp:
+        bar = tqdm(paths, desc="predict", unit="img", disable=not progress)
+        for image_id, path in enumerate(bar, start=1):
+            image = read_image(path)
+            labels, scores = predict_image(model, image, device=None, **params)
+            del image
+            write_tiff(
+                tmp / f"{path.stem}.tif",
+                labels.astype(np.uint16 if labels.max(initial=0) < 65536 else np.uint32),
+            )
+            height, width = labels.shape
+            coco_images.append(
+                {"id": image_id, "file_name": path.name, "height": height, "width": width}
+            )
+            annotations += labels_to_coco(
+                labels, image_id, first_id=len(annotations) + 1, scores=scores
+            )
+            del labels
+        doc = coco_document(
+            coco_images,
+            annotations,
+            description="nuclei-pa predictions",
+            checkpoint=source,
+            **params,
+        )
+        write_json(out_dir / "predictions.json", doc)
+    return {"images": len(coco_images), "instances": len(annotations)}
