@@ -40,3 +40,15 @@ def collect_best(curves: Mapping[str, pd.DataFrame], metric: str = "map") -> pd.
             }
         )
     return pd.DataFrame(rows)
+
+
+def read_curves(models: list[str], paths: list[str | Path]) -> dict[str, pd.DataFrame]:
+    """Learning-curve CSVs by model name, in the given order (the order of legends and rows)."""
+    return {m: pd.read_csv(p) for m, p in zip(models, paths, strict=True)}
+
+
+def read_reference(name: str, summary_paths: list[str | Path]) -> dict[str, dict[str, float]]:
+    """A non-trained method's single evaluation summary (zero or one file) as a reference row."""
+    if not summary_paths:
+        return {}
+    return {name: pd.read_csv(summary_paths[0]).iloc[0].to_dict()}

@@ -116,8 +116,9 @@ def write_table(
     csv_path: str | Path,
     md_path: str | Path | None = None,
     title: str | None = None,
+    footer: str | None = None,
 ) -> None:
-    """CSV and (optionally) Markdown, both atomically."""
+    """CSV and (optionally) Markdown, both atomically; ``footer`` is Markdown appended below."""
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.4f")
     if md_path is not None:
@@ -126,5 +127,7 @@ def write_table(
             + df.to_markdown(index=False, floatfmt=".4f")
             + "\n"
         )
+        if footer:
+            text += "\n" + footer.rstrip() + "\n"
         with atomic_path(md_path) as tmp:
             tmp.write_text(text)
