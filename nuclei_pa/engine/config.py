@@ -27,9 +27,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
-                raise ValueError(
-                    f"train setting {name!r} must be ≥ 1, got {getattr(self, name)!r}"
-                )
+                raise ValueError(f"train setting {name!r} must be ≥ 1, got {getattr(self, name)!r}")
         for name in ("lr", "momentum", "weight_decay", "clip_grad_norm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train setting {name!r} must be ≥ 0, got {getattr(self, name)!r}")

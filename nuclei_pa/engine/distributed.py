@@ -43,3 +43,19 @@ def barrier(world: World) -> None:
 def finish(world: World) -> None:
     if world.size > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def check_replicas_agree(model: torch.nn.Module, world: World) -> None:
+    """Raise if data-parallel replicas ended with different weights (a silent-divergence guard)."""
+    if world.size == 1:
+        return
+    with torch.no_grad():
+        total = (
+            torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+        )
+        gathered = [torch.zeros_like(total) for _ in range(world.size)]
+        dist.all_gather(gathered, total)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(
+            f"data-parallel replicas diverged: parameter sums {[float(g) for g in gathered]}"
+        )

@@ -20,7 +20,13 @@ import torch
 from nuclei_pa.engine import checkpoint as ckpt
 from nuclei_pa.engine.config import TrainConfig
 from nuclei_pa.engine.data import NucleusDataset, batch_plan
-from nuclei_pa.engine.distributed import barrier, finish, init_world, shard
+from nuclei_pa.engine.distributed import (
+    barrier,
+    check_replicas_agree,
+    finish,
+    init_world,
+    shard,
+)
 from nuclei_pa.engine.tensors import resolve_device
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path
@@ -182,6 +188,7 @@ def train(
                 barrier(world)
                 if stop_after is not None and iteration >= stop_after:
                     break
+        check_replicas_agree(model, world)
     finally:
         if bar is not None:
             bar.close()

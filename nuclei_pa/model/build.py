@@ -160,7 +160,7 @@ class NucleusRCNN(GeneralizedRCNN):
 def _norm_layer(cfg: ModelConfig):
     norm = cfg.norm
     if norm == "auto":
-        norm = "gn" if cfg.init == "none" else "frozen_bn"
+        norm = "frozen_bn" if cfg.init in ("imagenet", "coco") else "gn"
     if norm == "frozen_bn":
         return FrozenBatchNorm2d
     return lambda channels: nn.GroupNorm(min(32, channels // 4), channels)

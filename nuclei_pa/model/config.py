@@ -23,7 +23,7 @@ class ModelConfig:
     # backbone
     backbone: str = "resnet50"
     init: str = "none"  # "none" | "imagenet" | "coco" | path to a checkpoint
-    norm: str = "auto"  # "auto" (frozen BN when pretrained, else group norm) | "frozen_bn" | "gn"
+    norm: str = "auto"  # auto: frozen BN with imagenet/coco weights, else group norm | frozen_bn | gn
     trainable_layers: int = 5  # ResNet stages trained (5 = all, needed from scratch)
     fpn_channels: int = 256
     # input transform; min_size None keeps the native resolution (nuclei are small)

@@ -1,0 +1,208 @@
+"""The experiment plan behind the workflow: datasets → training sets → models → tables.
+
+Snakemake's JSON schema checks types, unknown keys and fills defaults; what a schema cannot
+express — names that must refer to each other, and the model and training settings whose single
+source of truth is :class:`~nuclei_pa.model.ModelConfig` / :class:`~nuclei_pa.engine.TrainConfig`
+— is checked here, before any job runs, with errors that name the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A workflow configuration problem; the message starts with the offending key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"config key '{key}': {problem}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: str  # "synth" | "download"
+    synth: dict[str, Any] = field(default_factory=dict)
+    download: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # group → styles/images
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    name: str
+    dataset: str
+    derive: str | None = None  # None | "remove" | "crop"
+    fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    trainset: str
+    variant: str
+    test: str  # dataset whose test split evaluates the model
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+    @property
+    def iterations(self) -> int:
+        return int(self.train["iterations"])
+
+    @property
+    def checkpoints(self) -> list[int]:
+        every = int(self.train["checkpoint_every"])
+        return list(range(every, self.iterations + 1, every))
+
+
+@dataclass(frozen=True)
+class Plan:
+    results: Path
+    seed: int
+    device: str
+    datasets: dict[str, Dataset]
+    trainsets: dict[str, TrainSet]
+    models: dict[str, Model]
+    report: dict[str, Any]
+
+    def trainset_dir(self, name: str) -> Path:
+        """Where a training set lives: the raw train split, or its derived copy."""
+        ts = self.trainsets[name]
+        if ts.derive is None:
+            return self.results / "data" / ts.dataset / "train"
+        return self.results / "trainsets" / name
+
+    def test_dir(self, model: str) -> Path:
+        return self.results / "data" / self.models[model].test / "test"
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _validated_model_settings(
+    key: str, base: Mapping[str, Any], override: Mapping[str, Any], variant: str
+) -> dict[str, Any]:
+    from nuclei_pa.model import ModelConfig
+
+    merged = {**base, **override}
+    preset = merged.pop("preset", "slim")
+    try:
+        cfg = ModelConfig.preset(preset)
+        data = {**cfg.to_dict(), **merged, "variant": variant} if hasattr(cfg, "to_dict") else None
+        if data is None:
+            import dataclasses
+
+            data = {**dataclasses.asdict(cfg), **merged, "variant": variant}
+        ModelConfig.from_dict(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(key, str(exc)) from exc
+    return data
+
+
+def _validated_train_settings(
+    key: str, base: Mapping[str, Any], override: Mapping[str, Any]
+) -> dict[str, Any]:
+    import dataclasses
+
+    from nuclei_pa.engine import TrainConfig
+
+    merged = {**dataclasses.asdict(TrainConfig()), **base, **override}
+    try:
+        TrainConfig.from_dict(merged)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(key, str(exc)) from exc
+    every, iters = merged["checkpoint_every"], merged["iterations"]
+    if iters % every:
+        raise ConfigError(
+            f"{key}.checkpoint_every",
+            f"{every} does not divide iterations ({iters}); checkpoints would miss the end",
+        )
+    return merged
+
+
+def build_plan(config: Mapping[str, Any]) -> Plan:
+    """Check cross-references and model/training settings; return the resolved plan."""
+    datasets = {}
+    for name, d in _mapping(config.get("datasets", {}), "datasets").items():
+        d = _mapping(d, f"datasets.{name}")
+        kind = d.get("kind", "synth")
+        if kind != "synth":
+            raise ConfigError(f"datasets.{name}.kind", f"expected 'synth', got {kind!r}")
+        datasets[name] = Dataset(
+            name,
+            kind,
+            dict(d.get("synth", {})),
+            dict(d.get("download", {})),
+            {g: list(v) for g, v in d.get("groups", {}).items()},
+        )
+    trainsets = {}
+    for name, t in _mapping(config.get("trainsets", {}), "trainsets").items():
+        t = _mapping(t, f"trainsets.{name}")
+        if t.get("dataset") not in datasets:
+            raise ConfigError(
+                f"trainsets.{name}.dataset",
+                f"names missing dataset {t.get('dataset')!r}; known: {sorted(datasets)}",
+            )
+        derive = t.get("derive")
+        if derive not in (None, "remove", "crop"):
+            raise ConfigError(
+                f"trainsets.{name}.derive", f"expected 'remove' or 'crop', got {derive!r}"
+            )
+        fraction = float(t.get("fraction", 1.0))
+        if not 0.0 < fraction <= 1.0:
+            raise ConfigError(
+                f"trainsets.{name}.fraction", f"expected a number in (0, 1], got {fraction}"
+            )
+        trainsets[name] = TrainSet(name, t["dataset"], derive, fraction)
+    base_model = _mapping(config.get("model", {}), "model")
+    base_train = _mapping(config.get("train", {}), "train")
+    models = {}
+    for name, m in _mapping(config.get("models", {}), "models").items():
+        m = _mapping(m, f"models.{name}")
+        ts = m.get("trainset")
+        if ts not in trainsets:
+            raise ConfigError(
+                f"models.{name}.trainset",
+                f"names missing training set {ts!r}; known: {sorted(trainsets)}",
+            )
+        variant = m.get("variant")
+        if variant not in ("baseline", "pa"):
+            raise ConfigError(
+                f"models.{name}.variant", f"expected 'baseline' or 'pa', got {variant!r}"
+            )
+        test = m.get("test", trainsets[ts].dataset)
+        if test not in datasets:
+            raise ConfigError(f"models.{name}.test", f"names missing dataset {test!r}")
+        model_cfg = _validated_model_settings(
+            f"models.{name}.model", base_model, m.get("model", {}), variant
+        )
+        train_cfg = _validated_train_settings(
+            f"models.{name}.train", base_train, m.get("train", {})
+        )
+        models[name] = Model(name, ts, variant, test, model_cfg, train_cfg)
+    report = dict(_mapping(config.get("report", {}), "report"))
+    for key in ("table1", "figure4"):
+        for model in report.get(key, []):
+            if model not in models:
+                raise ConfigError(f"report.{key}", f"names missing model {model!r}")
+    for key in ("table3", "table4"):
+        spec = report.get(key)
+        if spec:
+            for model in [spec.get("ours"), *spec.get("compare", [])]:
+                if model not in models:
+                    raise ConfigError(f"report.{key}", f"names missing model {model!r}")
+    return Plan(
+        Path(config.get("results", "results")),
+        int(config.get("seed", 0)),
+        str(config.get("device", "auto")),
+        datasets,
+        trainsets,
+        models,
+        report,
+    )
