@@ -191,6 +191,9 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
         for model in report.get(key, []):
             if model not in models:
                 raise ConfigError(f"report.{key}", f"names missing model {model!r}")
+    attention = report.get("attention")
+    if attention and (attention not in models or models[attention].variant != "pa"):
+        raise ConfigError("report.attention", f"names {attention!r}, which is not a pa model")
     for key in ("table3", "table4"):
         spec = report.get(key)
         if spec:

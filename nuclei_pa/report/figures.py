@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from nuclei_pa.io.atomic import atomic_path
@@ -54,4 +55,26 @@ def figure4(
     for path in paths:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def examples_figure(
+    image: np.ndarray, truth: np.ndarray, predictions: Mapping[str, np.ndarray], path: str | Path
+) -> None:
+    """One test image: ground truth and each model's prediction as outlines (paper Fig. 3/6)."""
+    from skimage.segmentation import find_boundaries
+
+    panels = {"ground truth": truth, **predictions}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    base = image if image.ndim == 3 else np.stack([image] * 3, -1)
+    base = base.astype(float) / max(float(base.max()), 1.0)
+    for ax, (name, labels) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        shown = base.copy()
+        shown[find_boundaries(labels, mode="inner")] = (0.1, 1.0, 0.2)
+        ax.imshow(shown)
+        ax.set_title(f"{name}\n{len(np.unique(labels)) - 1} nuclei", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -1,0 +1,170 @@
+# Report: the paper's tables and figures from the learning curves.
+
+
+rule table1:
+    input:
+        curves=[R("eval", m, "curve.csv") for m in PLAN.report.get("table1", [])],
+        classical=classical_summary(),
+    output:
+        csv=report(
+            R("tables", "table1.csv"),
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
+        md=R("tables", "table1.md"),
+    log:
+        R("logs", "report", "table1.log"),
+    params:
+        models=PLAN.report.get("table1", []),
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/table1.py"
+
+
+rule figure4:
+    input:
+        curves=[R("eval", m, "curve.csv") for m in PLAN.report.get("figure4", [])],
+        classical=classical_summary(),
+    output:
+        png=report(
+            R("figures", "figure4.png"),
+            caption="../report/figure4.rst",
+            category="Figures",
+        ),
+        pdf=R("figures", "figure4.pdf"),
+    log:
+        R("logs", "report", "figure4.log"),
+    params:
+        models=PLAN.report.get("figure4", []),
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/figure4.py"
+
+
+rule comparison_table:
+    input:
+        curves=lambda wc: [
+            R("eval", m, "curve.csv") for m in comparison_models(wc.table)
+        ],
+        per_image=lambda wc: sum(
+            (checkpoint_evaluations(m) for m in comparison_models(wc.table)), []
+        ),
+        dataset=lambda wc: dataset_dir(PLAN.report[wc.table]["dataset"]),
+    output:
+        csv=report(
+            R("tables", "{table}.csv"),
+            caption="../report/{table}.rst",
+            category="Tables",
+        ),
+        md=R("tables", "{table}.md"),
+        tests=R("tables", "{table}_wilcoxon.csv"),
+    log:
+        R("logs", "report", "{table}.log"),
+    wildcard_constraints:
+        table="table3|table4",
+    params:
+        spec=lambda wc: PLAN.report[wc.table],
+        models=lambda wc: comparison_models(wc.table),
+        groups=lambda wc: PLAN.datasets[PLAN.report[wc.table]["dataset"]].groups,
+        eval_dir=R("eval"),
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/comparison_table.py"
+
+
+rule measure_model:
+    input:
+        checkpoints=R("models", "{model}", "checkpoints"),
+        log=R("models", "{model}", "train_log.csv"),
+        test=lambda wc: dataset_dir(PLAN.models[wc.model].test),
+    output:
+        R("measure", "{model}.json"),
+    log:
+        R("logs", "measure", "{model}.log"),
+    resources:
+        gpu=1,
+    params:
+        checkpoint=lambda wc: final_checkpoint(wc.model),
+        test_images=lambda wc: str(PLAN.test_dir(wc.model) / "images"),
+        gpu_locks=R(".gpu_locks"),
+        device=PLAN.device,
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/measure_model.py"
+
+
+rule table2:
+    input:
+        [R("measure", f"{m}.json") for m in PLAN.report.get("table2", [])],
+    output:
+        csv=report(
+            R("tables", "table2.csv"),
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
+        md=R("tables", "table2.md"),
+    log:
+        R("logs", "report", "table2.log"),
+    params:
+        models=PLAN.report.get("table2", []),
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/table2.py"
+
+
+rule examples_figure:
+    input:
+        curves=[R("eval", m, "curve.csv") for m in PLAN.report.get("figure4", [])],
+        checkpoints=[
+            R("models", m, "checkpoints") for m in PLAN.report.get("figure4", [])
+        ],
+        test=lambda wc: [
+            dataset_dir(PLAN.models[m].test)
+            for m in PLAN.report.get("figure4", [])[:1]
+        ],
+    output:
+        report(
+            R("figures", "examples.png"),
+            caption="../report/examples.rst",
+            category="Figures",
+        ),
+    log:
+        R("logs", "report", "examples.log"),
+    params:
+        models=PLAN.report.get("figure4", []),
+        test_dir=lambda wc: str(PLAN.test_dir(PLAN.report["figure4"][0])),
+        device=PLAN.device,
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/examples_figure.py"
+
+
+rule attention_figure:
+    input:
+        curve=lambda wc: R("eval", PLAN.report["attention"], "curve.csv"),
+        checkpoints=lambda wc: R("models", PLAN.report["attention"], "checkpoints"),
+        trainset=lambda wc: trainset_input(
+            PLAN.models[PLAN.report["attention"]].trainset
+        ),
+    output:
+        report(
+            R("figures", "attention.png"),
+            caption="../report/attention.rst",
+            category="Figures",
+        ),
+    log:
+        R("logs", "report", "attention.log"),
+    params:
+        train_dir=lambda wc: str(
+            PLAN.trainset_dir(PLAN.models[PLAN.report["attention"]].trainset)
+        ),
+    conda:
+        "../envs/nuclei-pa.yaml"
+    script:
+        "../scripts/attention_figure.py"

@@ -1,0 +1,47 @@
+"""Rules table3/table4: per-image AJI of our model against others, with Wilcoxon tests."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from nuclei_pa.io.coco import load_coco
+from nuclei_pa.io.logs import redirect_output
+from nuclei_pa.report.curves import best_checkpoint
+from nuclei_pa.report.tables import (
+    add_group_means,
+    per_image_comparison,
+    wilcoxon_table,
+    write_table,
+)
+
+redirect_output(snakemake.log[0])
+spec, models = snakemake.params.spec, snakemake.params.models
+per_image = {}
+for model, curve_path in zip(models, snakemake.input.curves, strict=True):
+    best = int(best_checkpoint(pd.read_csv(curve_path))["iteration"])
+    per_image[model] = pd.read_csv(Path(snakemake.params.eval_dir) / model / f"iter_{best:06d}.csv")
+coco = load_coco(Path(snakemake.input.dataset) / "test" / "annotations.json")
+style_group = {s: g for g, styles in snakemake.params.groups.items() for s in styles}
+groups = (
+    {
+        Path(i["file_name"]).stem: style_group.get(i.get("style", ""), "other")
+        for i in coco.images.values()
+    }
+    if style_group
+    else None
+)
+published = pd.read_csv(spec["published"]) if spec.get("published") else None
+table = per_image_comparison(per_image, "aji", groups, published)
+others = [c for c in table.columns if c not in ("image", "group", models[0])]
+tests = wilcoxon_table(table, models[0], others) if len(table) >= 2 else pd.DataFrame()
+footer = "Paired two-sided Wilcoxon signed-rank tests over test images:\n\n" + (
+    tests.to_markdown(index=False, floatfmt=".4g") if len(tests) else "(too few images)"
+)
+write_table(tests, snakemake.output.tests)
+write_table(
+    add_group_means(table),
+    snakemake.output.csv,
+    snakemake.output.md,
+    title=f"{snakemake.wildcards.table}: per-image AJI on the {spec['dataset']} test split",
+    footer=footer,
+)

@@ -1,0 +1,21 @@
+"""Rule derive_trainset: remove annotations or crop, as in the paper's Fig. 3."""
+
+from pathlib import Path
+
+from nuclei_pa.data.derive import DeriveReport, derive
+from nuclei_pa.io.dataset import read_split, write_split
+from nuclei_pa.io.logs import redirect_output
+
+redirect_output(snakemake.log[0])
+ts = snakemake.params.trainset
+report = DeriveReport()
+source = Path(snakemake.input[0]) / "train"
+samples = derive(read_split(source), ts.derive, ts.fraction, snakemake.params.seed, report)
+write_split(
+    snakemake.output[0],
+    samples,
+    derived_from=str(source),
+    derivation=ts.derive,
+    fraction=ts.fraction,
+)
+print(f"{ts.name}: {report}")
