@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--evaluations", type=int, default=3, help="checkpoints evaluated per model"
+    )
     args = parser.parse_args()
     data = args.out / "data"
     if not (data / "test").is_dir():
@@ -66,6 +69,12 @@ def main() -> None:
         predict_folder(model, data / "test" / "images", run / "pred", progress=False)
         infer = (time.perf_counter() - tic) / len(list((data / "test" / "images").iterdir()))
         metrics = evaluate(data / "test", run / "pred" / "labels").mean(numeric_only=True)
+        print(
+            f"{variant} {final.stem}: mAP {metrics['map']:.3f}  "
+            f"recall@0.5 {metrics['recall_50']:.3f}  "
+            f"precision@0.5 {metrics['precision_50']:.3f}",
+            flush=True,
+        )
         rows.append(
             {
                 "variant": variant,
