@@ -1,0 +1,496 @@
+"""Public datasets of the paper: where they come from, how to fetch and verify them safely.
+
+``REGISTRY`` names each source's files (URL, cache file name, SHA-256), licence and citation.
+:func:`fetch` downloads them through pooch into ``<cache_dir>/<name>/`` and extracts archives
+into ``<cache_dir>/<name>/raw/``; :func:`prepare` then converts the raw files to the project's
+``train/`` + ``test/`` split folders (see :mod:`nuclei_pa.data.convert`).
+
+Integrity rules:
+
+- A published SHA-256 is checked on every download and every reuse of a cached file (by pooch).
+- None of the three sources publishes a SHA-256, so the registry holds ``None``. The first
+  successful download then computes the file's SHA-256, **records it in ``hashes.json`` beside
+  the file** and logs that it did so; later downloads (and reuses) are checked against that
+  record. Keep ``hashes.json`` with your results: it says which upstream version you used.
+- A hash mismatch is an :class:`InputError` naming the file and both hashes; an archive that
+  does not open or extract completely (truncated download, a web page saved instead of the
+  file) is an error too, and an unverified download that fails this way is deleted.
+- Archives are extracted by a checking extractor: any member that would land outside the target
+  folder (absolute path, ``..``, a link pointing out) is rejected before anything is written.
+- pooch streams into a temporary file and renames it only when complete, so an interrupted
+  download never leaves a half file behind; it does not resume a partial transfer (a re-run
+  downloads the file again), and a complete cached file is never downloaded twice.
+
+Offline or behind a firewall, the error says which URL failed, the file name and checksum to
+expect and where to put the file by hand; alternatively ``data_root`` points at a folder holding
+the already extracted dataset, and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import lzma
+import re
+import shutil
+import stat
+import tarfile
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pooch
+
+from nuclei_pa.errors import InputError
+from nuclei_pa.io.atomic import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+HASHES_FILE = "hashes.json"
+RAW_DIR = "raw"
+_MARKER = ".fetched.json"  # inside raw/: the archive hashes it was extracted from
+DOWNLOAD_RETRIES = 2  # pooch retries a failed transfer (network error or hash mismatch)
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file to download; ``filename`` is its name in the cache (URLs may not end in one)."""
+
+    url: str
+    filename: str
+    sha256: str | None = None  # None: the source publishes none; recorded on first download
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A public dataset: its files, terms of use, and the converter that makes our splits."""
+
+    name: str
+    files: tuple[RemoteFile, ...]
+    citation: str
+    licence: str
+    converter: str  # key of nuclei_pa.data.convert.CONVERTERS
+    page: str = ""  # human-readable page to download from by hand
+    notes: str = ""
+
+
+REGISTRY: dict[str, DatasetSource] = {
+    s.name: s
+    for s in (
+        DatasetSource(
+            name="dh100",
+            files=(
+                RemoteFile(
+                    # A shared Dropbox folder; dl=1 serves the whole folder as one zip.
+                    url="https://www.dropbox.com/sh/2cgeu79o74stx6z/AABXRmbZFgclUCSLUTSjDLPZa?dl=1",
+                    filename="dh100_dropbox.zip",
+                ),
+            ),
+            citation=(
+                "Robust Nucleus Detection from Microscopical Image with Partially Labeled "
+                "Exemplars, IEEE Access 7 (2019), arXiv:1907.09738, and the dataset paper it "
+                "cites as its reference [31]; data as distributed with "
+                "https://github.com/feng-lab/nuclei"
+            ),
+            licence="not stated by the authors; ask them before redistributing",
+            converter="dh100",
+            page="https://github.com/feng-lab/nuclei",
+            notes=(
+                "Layout of the authors' paths_catalog.py: DH100/{train,val,test}2019/ images and "
+                "DH100/annotations/instances_{train,val,test}2019.json (COCO). train2019 becomes "
+                "our train split, test2019 our test split; val2019, when present, is written as a "
+                "separate val/ split (option val='train' merges it into train, 'drop' skips it) "
+                "so that train keeps the paper's 60 images. DH25 and DH25crop are derived by "
+                "the project, not downloaded. Dropbox publishes no checksum and re-zips the "
+                "folder on every request, so the recorded hash identifies one particular zip."
+            ),
+        ),
+        DatasetSource(
+            name="kumar",
+            files=(
+                RemoteFile(
+                    # MoNuSeg 2018 training data = Kumar et al.'s 30 images and annotations.
+                    url="https://drive.google.com/uc?export=download&"
+                    "id=1ZgqFJomqQGNnsx7w7QBzQQMVA16lbVCA",
+                    filename="MoNuSeg_2018_Training_Data.zip",
+                ),
+            ),
+            citation=(
+                "Kumar N., Verma R., Sharma S., Bhargava S., Vahadane A., Sethi A., A Dataset and "
+                "a Technique for Generalized Nuclear Segmentation for Computational Pathology, "
+                "IEEE Trans. Med. Imaging 36(7):1550-1560 (2017), doi:10.1109/TMI.2017.2677499"
+            ),
+            licence=(
+                "CC BY-NC-SA 4.0 as stated on the MoNuSeg challenge data page "
+                "(https://monuseg.grand-challenge.org/Data/); check it before redistributing"
+            ),
+            converter="kumar",
+            page="https://nucleisegmentationbenchmark.weebly.com/dataset.html",
+            notes=(
+                "30 H&E TCGA images of 1000x1000 px (TIFF) with Aperio ImageScope XML polygons; "
+                "the same 30 images form the MoNuSeg 2018 training set, whose zip (Google Drive, "
+                "linked from the challenge's data page) is downloaded here. Splits follow Kumar "
+                "et al. 2017: 16 training images, 8 same-organ and 6 unseen-organ test images. "
+                "The organisers replaced some images/annotations after the first release; no "
+                "checksum is published for either version, so the hash recorded in hashes.json "
+                "on the first download is the only record of which version you got (not "
+                "verified here; third-party loaders such as torch_em pin sha256 25d3d3185bb2970b"
+                "397cafa72eb664c9b4d24294aee382e7e3df9885affce742 for this file). Google Drive "
+                "may serve a virus-scan web page instead of a large file: if the download is "
+                "rejected as not a zip, download it by hand."
+            ),
+        ),
+        DatasetSource(
+            name="tnbc",
+            files=(
+                RemoteFile(
+                    url="https://zenodo.org/record/1175282/files/TNBC_NucleiSegmentation.zip",
+                    filename="TNBC_NucleiSegmentation.zip",
+                ),
+            ),
+            citation=(
+                "Naylor P., Laé M., Reyal F., Walter T., Segmentation of Nuclei in "
+                "Histopathology Images by Deep Regression of the Distance Map, IEEE Trans. Med. "
+                "Imaging 38(2):448-459 (2019), doi:10.1109/TMI.2018.2865709; data: Zenodo "
+                "doi:10.5281/zenodo.1175282"
+            ),
+            licence="CC BY 4.0 (the Zenodo record's licence field); check it before redistributing",
+            converter="tnbc",
+            page="https://zenodo.org/record/1175282",
+            notes=(
+                "50 H&E images (512x512 PNG) of 11 triple-negative breast cancer patients: "
+                "Slide_XX/*.png with binary masks GT_XX/*.png. Instances come from connected "
+                "components of the binary masks, so touching nuclei drawn without a gap merge "
+                "into one. All 50 images form the train split (test is empty); the paper's "
+                "TNBC experiment adds Kumar breast images: see "
+                "nuclei_pa.data.convert.tnbc_breast_split. Zenodo publishes an MD5, not a "
+                "SHA-256, so the SHA-256 is recorded on first download."
+            ),
+        ),
+    )
+}
+
+
+def source(name: str) -> DatasetSource:
+    """The registry entry ``name``, or a ValueError listing the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(REGISTRY)}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# download and verification
+
+
+def _file_downloader(url: str, output_file: str, pooch_obj: Any, check_only: bool = False) -> Any:
+    """A pooch downloader for ``file://`` URLs (local mirrors, tests): copies the file."""
+    path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if check_only:
+        return path.is_file()
+    shutil.copyfile(path, output_file)
+    return None
+
+
+def _downloader(url: str) -> Any:
+    if urllib.parse.urlparse(url).scheme == "file":
+        return _file_downloader
+    return pooch.HTTPDownloader(progressbar=False, timeout=60)
+
+
+def _read_hashes(folder: Path) -> dict[str, str]:
+    path = folder / HASHES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc}); fix or delete it") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise InputError(path, "expected a JSON object of file name → sha256 hex digest")
+    return data
+
+
+def _manual_hint(remote: RemoteFile, dest: Path, expected: str | None) -> str:
+    checksum = (
+        f"sha256 {expected}"
+        if expected
+        else "no published checksum; its sha256 is recorded on first use"
+    )
+    return (
+        f"download {remote.url} by hand and save it as {dest} ({checksum}), or set data_root "
+        "to a folder holding the extracted dataset"
+    )
+
+
+def _download(remote: RemoteFile, folder: Path, expected: str | None) -> Path:
+    """Fetch one file into ``folder`` through pooch, checking ``expected`` when known."""
+    dest = folder / remote.filename
+    fetcher = pooch.create(
+        path=folder,
+        base_url="",
+        registry={remote.filename: f"sha256:{expected}" if expected else None},
+        urls={remote.filename: remote.url},
+        retry_if_failed=DOWNLOAD_RETRIES,
+    )
+    try:
+        return Path(fetcher.fetch(remote.filename, downloader=_downloader(remote.url)))
+    except ValueError as exc:
+        if "hash" not in str(exc):
+            raise
+        got = re.search(r"but got ([0-9a-fA-F]+)", str(exc))
+        actual = got.group(1) if got else "unknown (see pooch's message)"
+        raise InputError(
+            dest,
+            f"sha256 mismatch for {remote.url}: expected {expected}, got {actual}; the download "
+            "was corrupted or the source changed (the file was not kept)",
+        ) from exc
+    except OSError as exc:  # requests' errors derive from OSError, as do local file errors
+        raise InputError(
+            dest, f"cannot download {remote.url} ({exc}); {_manual_hint(remote, dest, expected)}"
+        ) from exc
+
+
+def _archive_kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if any(name.endswith(s) for s in ARCHIVE_SUFFIXES):
+        return "tar"
+    return None
+
+
+def _escapes(name: str) -> bool:
+    """Absolute (POSIX, Windows drive or UNC) or containing a ``..`` component."""
+    parts = re.split(r"[\\/]", name)
+    return name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name)) or ".." in parts
+
+
+def _check_member(
+    archive: Path, target: Path, name: str, link: str | None = None, hard: bool = False
+) -> Path:
+    """Where member ``name`` lands in ``target``; InputError if it (or its link) escapes.
+
+    ``link``: a symlink's target (relative to the member's folder) or, with ``hard``, a hard
+    link's target (relative to the archive root).
+    """
+    root = target.resolve()
+    dest = (target / name).resolve()
+    if _escapes(name) or not dest.is_relative_to(root):
+        raise InputError(archive, f"member {name!r} would be extracted outside the target folder")
+    if link is not None:
+        absolute = link.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", link)
+        link_dest = ((target if hard else dest.parent) / link).resolve()
+        if absolute or not link_dest.is_relative_to(root):
+            raise InputError(archive, f"member {name!r} is a link pointing outside ({link!r})")
+    return dest
+
+
+def _is_root_entry(name: str) -> bool:
+    """Dropbox folder zips hold a "/" entry for the folder itself: harmless, skipped."""
+    return name.strip("/\\.") == "" and name.endswith(("/", "\\"))
+
+
+def extract_zip(archive: str | Path, target: str | Path) -> list[str]:
+    """Extract a zip into ``target`` after checking every member stays inside it.
+
+    Links are never created: a symlink member pointing outside is rejected, one pointing inside
+    is skipped (datasets do not need them). Returns the extracted member names.
+    """
+    archive, target = Path(archive), Path(target)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            plan = []
+            for info in infos:
+                if _is_root_entry(info.filename):
+                    continue
+                is_link = stat.S_ISLNK(info.external_attr >> 16)
+                link = zf.read(info).decode("utf-8", "replace") if is_link else None
+                dest = _check_member(archive, target, info.filename, link)
+                if is_link:
+                    log.warning("%s: skipping symlink member %s", archive, info.filename)
+                    continue
+                plan.append((info, dest))
+            for info, dest in plan:
+                if info.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+        raise InputError(
+            archive,
+            f"not a valid, complete zip archive ({exc}); a truncated download, or a web page "
+            "saved in its place",
+        ) from exc
+    return [info.filename for info, _ in plan]
+
+
+def extract_tar(archive: str | Path, target: str | Path) -> list[str]:
+    """Extract a (compressed) tar into ``target`` after checking every member stays inside it.
+
+    Hard and symbolic links must point inside; device files and fifos are rejected. Python's
+    ``data`` extraction filter then applies the same rules again while writing.
+    """
+    archive, target = Path(archive), Path(target)
+    try:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for m in members:
+                if m.issym():
+                    _check_member(archive, target, m.name, m.linkname)
+                elif m.islnk():
+                    _check_member(archive, target, m.name, m.linkname, hard=True)
+                else:
+                    _check_member(archive, target, m.name)
+                if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                    raise InputError(archive, f"member {m.name!r} is a device file or fifo")
+            tf.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as exc:
+        if isinstance(exc, tarfile.FilterError):
+            raise InputError(archive, f"unsafe member rejected ({exc})") from exc
+        raise InputError(
+            archive, f"not a valid, complete tar archive ({type(exc).__name__}: {exc})"
+        ) from exc
+    return [m.name for m in members]
+
+
+def extract(archive: str | Path, target: str | Path) -> list[str]:
+    """Extract a zip or tar archive safely (see :func:`extract_zip`, :func:`extract_tar`)."""
+    kind = _archive_kind(Path(archive))
+    if kind == "zip":
+        return extract_zip(archive, target)
+    if kind == "tar":
+        return extract_tar(archive, target)
+    raise ValueError(f"{archive}: not an archive by its name ({', '.join(ARCHIVE_SUFFIXES)})")
+
+
+def _unpack(files: Iterable[tuple[Path, str]], raw: Path) -> None:
+    """Extract (or copy) the downloaded files into ``raw`` atomically, with a marker of hashes."""
+    files = list(files)
+    marker = {path.name: digest for path, digest in files}
+    marker_path = raw / _MARKER
+    if marker_path.is_file():
+        try:
+            if json.loads(marker_path.read_text()) == marker:
+                return
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+    with atomic_dir(raw) as tmp:
+        for path, _ in files:
+            if _archive_kind(path) is None:
+                shutil.copyfile(path, tmp / path.name)
+            else:
+                extract(path, tmp)
+        write_json(tmp / _MARKER, marker)
+
+
+def fetch(
+    name: str, cache_dir: str | Path = "resources", data_root: str | Path | None = None
+) -> Path:
+    """The folder of dataset ``name``'s raw (extracted) files, downloading them if needed.
+
+    With ``data_root`` nothing is downloaded: that folder (the extracted dataset, in any layout
+    the converter can search) is returned after checking it exists. A file placed by hand at
+    ``<cache_dir>/<name>/<filename>`` is used (and checked) instead of downloading it.
+    """
+    src = source(name)
+    if data_root is not None:
+        root = Path(data_root)
+        if not root.is_dir():
+            raise InputError(root, f"data_root for {name!r} is not a folder")
+        return root
+    folder = Path(cache_dir) / name
+    recorded = _read_hashes(folder)
+    fetched: list[tuple[Path, str]] = []
+    unverified: list[tuple[Path, bool]] = []  # (file, downloaded by this call)
+    for remote in src.files:
+        expected = remote.sha256 or recorded.get(remote.filename)
+        dest = folder / remote.filename
+        fresh = not dest.exists()
+        if not fresh and expected is not None:
+            actual = pooch.file_hash(str(dest), alg="sha256")
+            if actual != expected:
+                raise InputError(
+                    dest,
+                    f"sha256 mismatch: expected {expected}, got {actual}; the cached file is "
+                    "corrupt or from another version of the source (delete it to download again)",
+                )
+        path = _download(remote, folder, expected)
+        fetched.append((path, expected or pooch.file_hash(str(path), alg="sha256")))
+        if expected is None:
+            unverified.append((path, fresh))
+    try:
+        _unpack(fetched, folder / RAW_DIR)
+    except InputError as exc:
+        dropped = [path for path, fresh in unverified if fresh]
+        for path in dropped:  # nothing vouches for these files: do not keep them
+            path.unlink(missing_ok=True)
+        if not dropped:
+            raise
+        remote = next(f for f in src.files if f.filename == dropped[0].name)
+        raise InputError(
+            exc.path,
+            f"{exc.problem}; the download was deleted. {_manual_hint(remote, dropped[0], None)}",
+        ) from exc
+    digests = dict((p.name, d) for p, d in fetched)
+    for path, _ in unverified:
+        recorded[path.name] = digests[path.name]
+        write_json(folder / HASHES_FILE, recorded)
+        log.warning(
+            "%s publishes no checksum for %s; recorded its sha256 %s in %s (later downloads and "
+            "reuses are checked against it)",
+            name,
+            path.name,
+            digests[path.name],
+            folder / HASHES_FILE,
+        )
+    return folder / RAW_DIR
+
+
+def prepare(
+    name: str,
+    out_dir: str | Path,
+    cache_dir: str | Path = "resources",
+    data_root: str | Path | None = None,
+    **options: Any,
+) -> dict[str, dict[str, int]]:
+    """Fetch dataset ``name`` and convert it to ``out_dir/train`` and ``out_dir/test``."""
+    from nuclei_pa.data.convert import convert
+
+    raw = fetch(name, cache_dir, data_root)
+    return convert(name, raw, out_dir, **options)
+
+
+def describe(name: str) -> str:
+    """A short text about a source (files, licence, citation) for logs and reports."""
+    src = source(name)
+    lines = [f"{src.name}: {src.page}"]
+    lines += [f"  {f.filename} <- {f.url} (sha256 {f.sha256 or 'unpublished'})" for f in src.files]
+    lines += [f"  licence: {src.licence}", f"  cite: {src.citation}"]
+    if src.notes:
+        lines.append(f"  notes: {src.notes}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "REGISTRY",
+    "DatasetSource",
+    "RemoteFile",
+    "describe",
+    "extract",
+    "extract_tar",
+    "extract_zip",
+    "fetch",
+    "prepare",
+    "source",
+]
