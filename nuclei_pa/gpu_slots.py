@@ -39,8 +39,14 @@ def claim_gpu(
     """Hold one free GPU for the duration of the block and expose only it to CUDA.
 
     Yields the claimed GPU id (and sets ``CUDA_VISIBLE_DEVICES`` to it inside the block), or
-    ``None`` when there are no GPUs, in which case nothing is locked and the job runs on CPU.
+    ``None`` when there are no GPUs (the job runs on CPU) or inside a SLURM job (the scheduler
+    assigned the GPU); then nothing is locked.
     """
+    if gpus is None and os.environ.get("SLURM_JOB_ID"):
+        # Under SLURM the scheduler already gave this job its own GPU(s); a lock on the shared
+        # filesystem would make jobs on different nodes (all seeing "GPU 0") wait for each other.
+        yield None
+        return
     gpus = visible_gpus() if gpus is None else gpus
     if not gpus:
         yield None

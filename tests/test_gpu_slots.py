@@ -77,3 +77,11 @@ def test_environment_restored_and_timeout(tmp_path, monkeypatch):
         with pytest.raises(TimeoutError), claim_gpu(tmp_path, ["2"], timeout=0.3, poll=0.1):
             pass
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+
+
+def test_slurm_jobs_use_the_scheduler_gpu_without_locks(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with claim_gpu(tmp_path / "locks") as gpu:
+        assert gpu is None and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert not (tmp_path / "locks").exists()

@@ -1,29 +1,35 @@
-"""Assembling the Mask R-CNN (torchvision) with or without the partial-annotation module."""
+"""Assembling the configured Mask R-CNN (torchvision parts), with or without the pa module."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torchvision.models import resnet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from nuclei_pa.errors import InputError
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.center_head import CenterBranch, CenterHead
 from nuclei_pa.model.config import ModelConfig
+from nuclei_pa.model.detector import NativeSizeTransform, NucleusRCNN, PAModule
 from nuclei_pa.model.roi_heads import PARoIHeads
 from nuclei_pa.model.rpn import PARegionProposalNetwork
-from nuclei_pa.model.weights import imagenet_backbone_weights, load_initial_weights
+from nuclei_pa.model.weights import (
+    coco_state_dict,
+    imagenet_state_dict,
+    load_matching,
+    read_checkpoint,
+)
+
+FPN1_STRIDE = 4
+LEVELS = ["0", "1", "2", "3"]
 
 
 def median_box_wh(boxes_xywh: np.ndarray) -> tuple[float, float]:
@@ -34,203 +40,153 @@ def median_box_wh(boxes_xywh: np.ndarray) -> tuple[float, float]:
     return float(np.median(boxes[:, 2])), float(np.median(boxes[:, 3]))
 
 
-class NativeSizeTransform(GeneralizedRCNNTransform):
-    """Normalise and batch; resize only when a ``min_size`` is configured.
-
-    Nuclei are a few pixels wide, so upscaling a 256-px image to torchvision's 800 px wastes
-    compute and downscaling a large tile loses them.
-    """
-
-    def __init__(self, min_size: int | None, max_size: int, mean, std) -> None:
-        super().__init__(min_size or 800, max_size, list(mean), list(std))
-        self.keep_size = min_size is None
-
-    def resize(self, image, target=None):
-        if self.keep_size:
-            return image, target
-        return super().resize(image, target)
+def count_parameters(model: nn.Module) -> int:
+    """Parameters of ``model``, shared ones once (frozen ones included)."""
+    return sum(p.numel() for p in model.parameters())
 
 
-class PAModule(nn.Module):
-    """Self-attention on FPN features plus the centre branch on fpn1 (paper Fig. 2)."""
-
-    def __init__(self, cfg: ModelConfig, rpn_conv: nn.Module | None) -> None:
-        super().__init__()
-        self.attention = nn.ModuleDict(
-            {
-                level: DecomposedSelfAttention(
-                    cfg.fpn_channels, cfg.attention_channels, cfg.attention_channels
-                )
-                for level in cfg.attention_levels
-            }
-        )
-        head = CenterHead(
-            cfg.fpn_channels,
-            cfg.center_head_channels,
-            cfg.center_head_convs,
-            shared_conv=rpn_conv if cfg.share_rpn_conv else None,
-        )
-        self.center = CenterBranch(
-            head,
-            4,
-            cfg.center_box_fraction,
-            cfg.center_samples,
-            cfg.center_positive_fraction,
-            cfg.center_threshold,
-            cfg.max_center_boxes,
-        )
-        anchor = cfg.anchor_wh if cfg.anchor_wh is not None else (0.0, 0.0)
-        self.register_buffer("anchor_wh", torch.tensor(anchor, dtype=torch.float32))
-        # Training forward passes seen, for the warm-up; a buffer so checkpoints carry it.
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        self.warmup_steps = cfg.warmup_steps
-
-    def attend(self, features: OrderedDict[str, Tensor]) -> OrderedDict[str, Tensor]:
-        return OrderedDict(
-            (k, self.attention[k](v) if k in self.attention else v) for k, v in features.items()
-        )
+def resolve_norm(cfg: ModelConfig, checkpoint: dict | None = None) -> str:
+    """The backbone's normalisation, ``auto`` resolved: frozen batch norm under pretrained
+    weights, the checkpoint's own under a checkpoint (read from ``cfg.init`` when not given),
+    group norm from scratch."""
+    if cfg.norm != "auto":
+        return cfg.norm
+    if cfg.init in ("imagenet", "coco"):
+        return "frozen_bn"
+    if cfg.init == "none":
+        return "gn"
+    state = read_checkpoint(cfg.init) if checkpoint is None else checkpoint
+    return "frozen_bn" if any(k.endswith("bn1.running_mean") for k in state) else "gn"
 
 
-class NucleusRCNN(GeneralizedRCNN):
-    """torchvision's Mask R-CNN, with the pa module threaded through its forward pass."""
-
-    def __init__(self, backbone, rpn, roi_heads, transform, pa: PAModule | None) -> None:
-        super().__init__(backbone, rpn, roi_heads, transform)
-        self.pa = pa
-
-    def _anchor_whs(self, image_sizes, original_sizes) -> list[Tensor]:
-        base = self.pa.anchor_wh
-        if float(base.min()) <= 0:
-            raise ValueError(
-                "the pa model needs anchor_wh (the training set's median nucleus w, h)"
-            )
-        return [
-            base * torch.tensor([s[1] / o[1], s[0] / o[0]], device=base.device)
-            for s, o in zip(image_sizes, original_sizes, strict=True)
-        ]
-
-    def forward(self, images, targets=None):
-        if self.training and targets is None:
-            raise ValueError("targets are required in training mode")
-        original_sizes = [tuple(img.shape[-2:]) for img in images]
-        images, targets = self.transform(images, targets)
-        features = self.backbone(images.tensors)
-        losses: dict[str, Tensor] = {}
-        predicted = None
-        if self.pa is not None:
-            features = self.pa.attend(features)
-            logits, regression = self.pa.center.head(features["0"])
-            anchor_whs = self._anchor_whs(images.image_sizes, original_sizes)
-            if self.training:
-                losses.update(self.pa.center.losses(logits, regression, targets, anchor_whs))
-                self.pa.steps += 1
-                if int(self.pa.steps) > self.pa.warmup_steps:
-                    predicted = [
-                        b
-                        for b, _ in self.pa.center.decode(
-                            logits, regression, images.image_sizes, anchor_whs
-                        )
-                    ]
-            else:
-                predicted = [
-                    b
-                    for b, _ in self.pa.center.decode(
-                        logits, regression, images.image_sizes, anchor_whs
-                    )
-                ]
-        self.rpn.ignore_boxes = predicted if self.training else None
-        self.roi_heads.ignore_boxes = predicted if self.training else None
-        try:
-            proposals, rpn_losses = self.rpn(images, features, targets)
-            if predicted is not None and not self.training:
-                # Predicted centre boxes go straight to the R-CNN head as high-score proposals.
-                proposals = [torch.cat([p, q]) for p, q in zip(predicted, proposals, strict=True)]
-            detections, roi_losses = self.roi_heads(
-                features, proposals, images.image_sizes, targets
-            )
-        finally:
-            self.rpn.ignore_boxes = self.roi_heads.ignore_boxes = None
-        losses.update(rpn_losses)
-        losses.update(roi_losses)
-        if self.training:
-            return losses
-        return self.transform.postprocess(detections, images.image_sizes, original_sizes)
-
-
-def _norm_layer(cfg: ModelConfig):
-    norm = cfg.norm
-    if norm == "auto":
-        norm = "frozen_bn" if cfg.init in ("imagenet", "coco") else "gn"
-    if norm == "frozen_bn":
+def _norm_layer(cfg: ModelConfig, checkpoint: dict | None):
+    if resolve_norm(cfg, checkpoint) == "frozen_bn":
         return FrozenBatchNorm2d
+    # Batch statistics of 2 images are noise; group norm trains from scratch at any batch size.
     return lambda channels: nn.GroupNorm(min(32, channels // 4), channels)
 
 
-def _backbone(cfg: ModelConfig) -> BackboneWithFPN:
-    weights = imagenet_backbone_weights(cfg.backbone) if cfg.init == "imagenet" else None
-    body = getattr(resnet, cfg.backbone)(weights=weights, norm_layer=_norm_layer(cfg))
+def _backbone(cfg: ModelConfig, checkpoint: dict | None) -> BackboneWithFPN:
+    body = getattr(resnet, cfg.backbone)(weights=None, norm_layer=_norm_layer(cfg, checkpoint))
+    if cfg.init == "imagenet":
+        body.load_state_dict(imagenet_state_dict(cfg.backbone))
     trainable = ["layer4", "layer3", "layer2", "layer1", "conv1"][: cfg.trainable_layers]
     if cfg.trainable_layers == 5:
         trainable.append("bn1")
     for name, param in body.named_parameters():
-        if all(not name.startswith(layer) for layer in trainable):
+        if not any(name.startswith(layer) for layer in trainable):
             param.requires_grad_(False)
-    in_channels = body.inplanes // 8  # channels of layer1's output
+    width = body.inplanes // 8  # channels of layer1's output
     return BackboneWithFPN(
         body,
         return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
-        in_channels_list=[in_channels * 2**k for k in range(4)],
+        in_channels_list=[width * 2**k for k in range(4)],
         out_channels=cfg.fpn_channels,
         extra_blocks=LastLevelMaxPool(),
     )
 
 
-def build_model(cfg: ModelConfig) -> NucleusRCNN:
-    """The configured Mask R-CNN (two classes: background, nucleus), weights initialised."""
-    backbone = _backbone(cfg)
-    c = cfg.fpn_channels
-    anchor_generator = AnchorGenerator(
+def _rpn(cfg: ModelConfig) -> PARegionProposalNetwork:
+    anchors = AnchorGenerator(
         tuple((s,) for s in cfg.anchor_sizes), (tuple(cfg.aspect_ratios),) * len(cfg.anchor_sizes)
     )
-    rpn_head = RPNHead(c, anchor_generator.num_anchors_per_location()[0])
     rpn = PARegionProposalNetwork(
-        anchor_generator,
-        rpn_head,
-        0.7,
-        0.3,
-        cfg.rpn_batch_size_per_image,
-        cfg.rpn_positive_fraction,
-        {"training": cfg.rpn_pre_nms_top_n_train, "testing": cfg.rpn_pre_nms_top_n_test},
-        {"training": cfg.rpn_post_nms_top_n_train, "testing": cfg.rpn_post_nms_top_n_test},
-        0.7,
+        anchors,
+        RPNHead(cfg.fpn_channels, anchors.num_anchors_per_location()[0]),
+        fg_iou_thresh=0.7,
+        bg_iou_thresh=0.3,
+        batch_size_per_image=cfg.rpn_batch_size_per_image,
+        positive_fraction=cfg.rpn_positive_fraction,
+        pre_nms_top_n={
+            "training": cfg.rpn_pre_nms_top_n_train,
+            "testing": cfg.rpn_pre_nms_top_n_test,
+        },
+        post_nms_top_n={
+            "training": cfg.rpn_post_nms_top_n_train,
+            "testing": cfg.rpn_post_nms_top_n_test,
+        },
+        nms_thresh=0.7,
     )
-    rpn.ignore_iou = cfg.ignore_iou
-    levels = ["0", "1", "2", "3"]
+    rpn.ignore_iou = cfg.rpn_ignore_iou
+    return rpn
+
+
+def _roi_heads(cfg: ModelConfig) -> PARoIHeads:
+    c = cfg.fpn_channels
     mask_channels = (cfg.mask_head_channels,) * cfg.mask_head_layers
-    roi_heads = PARoIHeads(
-        MultiScaleRoIAlign(levels, 7, 2),
-        TwoMLPHead(c * 49, cfg.representation_size),
+    heads = PARoIHeads(
+        MultiScaleRoIAlign(LEVELS, 7, 2),
+        TwoMLPHead(c * 7 * 7, cfg.representation_size),
         FastRCNNPredictor(cfg.representation_size, 2),
-        0.5,
-        0.5,
-        cfg.box_batch_size_per_image,
-        cfg.box_positive_fraction,
-        None,
-        cfg.box_score_thresh,
-        cfg.box_nms_thresh,
-        cfg.detections_per_image,
-        mask_roi_pool=MultiScaleRoIAlign(levels, 14, 2),
+        fg_iou_thresh=0.5,
+        bg_iou_thresh=0.5,
+        batch_size_per_image=cfg.box_batch_size_per_image,
+        positive_fraction=cfg.box_positive_fraction,
+        bbox_reg_weights=None,
+        score_thresh=cfg.box_score_thresh,
+        nms_thresh=cfg.box_nms_thresh,
+        detections_per_img=cfg.detections_per_image,
+        mask_roi_pool=MultiScaleRoIAlign(LEVELS, 14, 2),
         mask_head=MaskRCNNHeads(c, mask_channels, 1),
         mask_predictor=MaskRCNNPredictor(mask_channels[-1], mask_channels[-1], 2),
     )
-    roi_heads.ignore_iou = cfg.ignore_iou
-    transform = NativeSizeTransform(cfg.min_size, cfg.max_size, cfg.image_mean, cfg.image_std)
-    pa = PAModule(cfg, rpn_head.conv) if cfg.variant == "pa" else None
-    model = NucleusRCNN(backbone, rpn, roi_heads, transform, pa)
-    if cfg.init not in ("none", "imagenet"):
-        load_initial_weights(model, cfg)
+    heads.ignore_iou = cfg.box_ignore_iou
+    return heads
+
+
+def _pa_module(cfg: ModelConfig, rpn_conv: nn.Module) -> PAModule:
+    attention = {
+        level: DecomposedSelfAttention(
+            cfg.fpn_channels, cfg.attention_channels, cfg.attention_channels
+        )
+        for level in cfg.attention_levels
+    }
+    head = CenterHead(
+        cfg.fpn_channels,
+        cfg.center_head_channels,
+        cfg.center_head_convs,
+        shared_conv=rpn_conv if cfg.share_rpn_conv else None,
+    )
+    center = CenterBranch(
+        head,
+        stride=FPN1_STRIDE,
+        fraction=cfg.center_box_fraction,
+        samples=cfg.center_samples,
+        positive_fraction=cfg.center_positive_fraction,
+        threshold=cfg.center_threshold,
+        max_boxes=cfg.max_center_boxes,
+        nms_iou=cfg.center_nms_iou,
+    )
+    return PAModule(attention, center, cfg.anchor_wh, cfg.warmup_steps)
+
+
+def build_model(cfg: ModelConfig) -> NucleusRCNN:
+    """The configured Mask R-CNN (background + nucleus), its initial weights loaded.
+
+    ``init``: none (random), imagenet (backbone body), coco (torchvision's COCO Mask R-CNN,
+    resnet50, every tensor whose shape fits) or a checkpoint path (every tensor that fits, but
+    not the warm-up counter: a new training run starts its own warm-up). ``cfg.anchor_wh``, when
+    given, wins over a loaded one: it describes the data this model is about to see.
+    """
+    checkpoint = None
+    if cfg.init not in ("none", "imagenet", "coco"):
+        checkpoint = read_checkpoint(cfg.init)
+    rpn = _rpn(cfg)
+    pa = _pa_module(cfg, rpn.head.conv) if cfg.variant == "pa" else None
+    model = NucleusRCNN(
+        _backbone(cfg, checkpoint),
+        rpn,
+        _roi_heads(cfg),
+        NativeSizeTransform(cfg.min_size, cfg.max_size, cfg.image_mean, cfg.image_std),
+        pa,
+        cfg.labelled_match_iou,
+    )
+    if cfg.init == "coco":
+        load_matching(model, coco_state_dict(cfg.backbone))
+    elif checkpoint is not None:
+        checkpoint = {k: v for k, v in checkpoint.items() if k != "pa.steps"}
+        if not load_matching(model, checkpoint):
+            raise InputError(cfg.init, "no tensor in it fits this model (another architecture?)")
+        if pa is not None and cfg.anchor_wh is not None:
+            pa.anchor_wh.copy_(torch.tensor(cfg.anchor_wh))
     return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

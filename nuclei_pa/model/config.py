@@ -13,25 +13,32 @@ from dataclasses import dataclass
 from typing import Any
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnext101_64x4d")
+FPN_LEVELS = ("0", "1", "2", "3", "pool")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Mask R-CNN with an FPN backbone, optionally with the partial-annotation (pa) module."""
+    """Mask R-CNN with an FPN backbone, optionally with the partial-annotation (pa) module.
+
+    Defaults of the pa module follow the paper's text; the authors' code additions (attention on
+    every FPN level, the RPN's 3×3 conv shared with the centre head, a warm-up) are options.
+    """
 
     variant: str = "baseline"  # "baseline" | "pa"
-    # backbone
+    # --- backbone -------------------------------------------------------------------------
     backbone: str = "resnet50"
-    init: str = "none"  # "none" | "imagenet" | "coco" | path to a checkpoint
-    norm: str = "auto"  # auto: frozen BN with imagenet/coco weights, else group norm | frozen_bn | gn
-    trainable_layers: int = 5  # ResNet stages trained (5 = all, needed from scratch)
+    init: str = "none"  # "none" | "imagenet" | "coco" (resnet50) | path to a checkpoint file
+    # auto: frozen batch norm with imagenet/coco weights (or a checkpoint trained so), else
+    # group norm, which trains from scratch at batch 2 where batch norm cannot
+    norm: str = "auto"  # "auto" | "frozen_bn" | "gn"
+    trainable_layers: int = 5  # ResNet stages trained, from the top (5 = all, 3 = torchvision's)
     fpn_channels: int = 256
-    # input transform; min_size None keeps the native resolution (nuclei are small)
+    # --- input transform: min_size None keeps each image's own size (nuclei are small) -------
     min_size: int | None = None
     max_size: int = 1333
     image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    # RPN: one anchor size per FPN level (the paper's nuclei are 8-128 px)
+    # --- RPN: one anchor size per FPN level (nuclei are 8-128 px) ----------------------------
     anchor_sizes: tuple[int, ...] = (8, 16, 32, 64, 128)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     rpn_batch_size_per_image: int = 256
@@ -40,7 +47,7 @@ class ModelConfig:
     rpn_post_nms_top_n_train: int = 2000
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_test: int = 1000
-    # R-CNN box and mask heads
+    # --- R-CNN box and mask heads ------------------------------------------------------------
     box_batch_size_per_image: int = 512
     box_positive_fraction: float = 0.25
     representation_size: int = 1024
@@ -49,18 +56,25 @@ class ModelConfig:
     box_score_thresh: float = 0.05
     box_nms_thresh: float = 0.5
     detections_per_image: int = 1000  # images are dense
-    # partial-annotation module (paper section II); the authors' code additions are options
-    attention_levels: tuple[str, ...] = ("0",)  # FPN levels with self-attention ("0" = fpn1)
+    # --- partial-annotation module (paper section II) ----------------------------------------
+    attention_levels: tuple[str, ...] = ("0",)  # FPN levels with self-attention; "0" = fpn1
     attention_channels: int = 64  # Cb = Cv
     center_head_channels: int = 256
-    center_head_convs: int = 2
-    share_rpn_conv: bool = False  # authors' code: the centre head reuses the RPN head's 3x3 conv
-    center_box_fraction: float = 0.3  # positive centre box = 0.3 w x 0.3 h
+    center_head_convs: int = 1  # 3×3 convs before the two 3×3 predictors
+    share_rpn_conv: bool = False  # authors' code: the centre head is the RPN head's 3×3 conv
+    center_box_fraction: float = 0.3  # positive centre box: 0.3 w × 0.3 h
     center_samples: int = 128  # pixels sampled per batch
     center_positive_fraction: float = 0.5  # positives:negatives up to 1:1
     center_threshold: float = 0.95
+    center_nms_iou: float | None = None  # NMS of decoded centre boxes (None: none, as the paper)
     max_center_boxes: int = 1000
-    ignore_iou: float = 0.3  # a would-be negative overlapping a predicted box this much is ignored
+    # A would-be negative overlapping a predicted box this much is ignored instead: each stage's
+    # own background threshold, i.e. what would not be background were the box labelled.
+    rpn_ignore_iou: float = 0.3
+    box_ignore_iou: float = 0.5
+    # A predicted box matching a labelled nucleus this well *is* that nucleus, whose label already
+    # says what is background around it: it is left out of the ignore set. None keeps all.
+    labelled_match_iou: float | None = 0.5
     warmup_steps: int = 0  # training steps before predicted boxes are used (authors' code)
     anchor_wh: tuple[float, float] | None = None  # training set's median nucleus (w, h), px
 
@@ -80,15 +94,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from plain data, naming any unknown key or wrongly typed value."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        """Build from plain data (YAML, a checkpoint), naming any unknown key or mistyped value."""
+        known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown model setting {unknown[0]!r}; known: {', '.join(known)}")
         hints = typing.get_type_hints(cls)
         for key, value in data.items():
             if not _type_ok(value, hints[key]):
-                raise ValueError(f"model setting {key!r} expects {hints[key]}, got {value!r}")
+                raise ValueError(
+                    f"model setting {key!r} expects {_type_name(hints[key])}, got {value!r}"
+                )
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +112,7 @@ class ModelConfig:
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether plain data ``value`` fits the type hint (lists count as tuples; ints as floats)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, h) for h in typing.get_args(hint))
@@ -117,34 +134,61 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
+
+
 def _validate(cfg: ModelConfig) -> None:
     def bad(name: str, expectation: str) -> ValueError:
         return ValueError(
             f"model setting {name!r} must be {expectation}, got {getattr(cfg, name)!r}"
         )
 
-    if cfg.variant not in ("baseline", "pa"):
-        raise bad("variant", "'baseline' or 'pa'")
-    if cfg.backbone not in BACKBONES:
-        raise bad("backbone", f"one of {BACKBONES}")
-    if cfg.norm not in ("auto", "frozen_bn", "gn"):
-        raise bad("norm", "'auto', 'frozen_bn' or 'gn'")
+    choices = {
+        "variant": ("baseline", "pa"),
+        "backbone": BACKBONES,
+        "norm": ("auto", "frozen_bn", "gn"),
+    }
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise bad(name, "one of " + ", ".join(repr(a) for a in allowed))
+    if not cfg.init:
+        raise bad("init", "'none', 'imagenet', 'coco' or a checkpoint path")
+    if cfg.norm == "gn" and cfg.init in ("imagenet", "coco"):
+        raise bad("norm", "'frozen_bn' or 'auto' with pretrained weights (trained with batch norm)")
     if not 0 <= cfg.trainable_layers <= 5:
         raise bad("trainable_layers", "between 0 and 5")
-    if len(cfg.anchor_sizes) != 5:
-        raise bad("anchor_sizes", "5 sizes, one per FPN level")
-    for name in (
+    if cfg.init == "none" and cfg.trainable_layers < 5:
+        raise bad("trainable_layers", "5 with init 'none' (fewer freezes random weights)")
+    if len(cfg.anchor_sizes) != 5 or min(cfg.anchor_sizes) < 1:
+        raise bad("anchor_sizes", "5 positive sizes, one per FPN level")
+    if not cfg.aspect_ratios or min(cfg.aspect_ratios) <= 0:
+        raise bad("aspect_ratios", "positive numbers")
+    if len(cfg.image_mean) != 3 or len(cfg.image_std) != 3 or min(cfg.image_std) <= 0:
+        raise bad("image_std", "3 positive numbers (and image_mean 3 numbers)")
+    fractions = [
         "rpn_positive_fraction",
         "box_positive_fraction",
         "center_positive_fraction",
         "center_box_fraction",
         "center_threshold",
-        "ignore_iou",
-    ):
+        "rpn_ignore_iou",
+        "box_ignore_iou",
+    ]
+    optional = ("center_nms_iou", "labelled_match_iou")
+    fractions += [name for name in optional if getattr(cfg, name) is not None]
+    for name in fractions:
         if not 0 < getattr(cfg, name) <= 1:
             raise bad(name, "in (0, 1]")
     for name in (
         "fpn_channels",
+        "max_size",
+        "rpn_batch_size_per_image",
+        "rpn_pre_nms_top_n_train",
+        "rpn_post_nms_top_n_train",
+        "rpn_pre_nms_top_n_test",
+        "rpn_post_nms_top_n_test",
+        "box_batch_size_per_image",
         "representation_size",
         "mask_head_channels",
         "mask_head_layers",
@@ -156,13 +200,18 @@ def _validate(cfg: ModelConfig) -> None:
     ):
         if getattr(cfg, name) < 1:
             raise bad(name, "a positive integer")
-    if not set(cfg.attention_levels) <= {"0", "1", "2", "3", "pool"}:
-        raise bad("attention_levels", "FPN level names among '0', '1', '2', '3', 'pool'")
+    if cfg.min_size is not None and cfg.min_size < 1:
+        raise bad("min_size", "a positive integer or None (keep each image's size)")
+    if cfg.center_head_convs < 0 or cfg.warmup_steps < 0:
+        raise bad("center_head_convs" if cfg.center_head_convs < 0 else "warmup_steps", "≥ 0")
+    if not set(cfg.attention_levels) <= set(FPN_LEVELS):
+        raise bad("attention_levels", f"FPN level names among {FPN_LEVELS}")
     if cfg.anchor_wh is not None and min(cfg.anchor_wh) <= 0:
         raise bad("anchor_wh", "two positive numbers (median nucleus width, height)")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # Well under a second per iteration at batch 2 on 256×256 images on 2 CPU cores.
     "slim": {
         "backbone": "resnet18",
         "fpn_channels": 64,
@@ -172,17 +221,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "rpn_batch_size_per_image": 128,
         "rpn_pre_nms_top_n_train": 1000,
         "rpn_post_nms_top_n_train": 500,
-        "rpn_pre_nms_top_n_test": 1000,
-        "rpn_post_nms_top_n_test": 500,
         "box_batch_size_per_image": 128,
-        "detections_per_image": 300,
         "center_head_channels": 64,
     },
+    # The paper's backbone. torchvision has COCO weights for resnet50 only, so ImageNet here.
     "paper": {
         "backbone": "resnext101_64x4d",
         "init": "imagenet",
         "trainable_layers": 3,
-        "min_size": 360,
-        "max_size": 1333,
     },
 }

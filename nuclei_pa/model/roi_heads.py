@@ -1,19 +1,26 @@
-"""R-CNN heads whose would-be background proposals become "ignore" near predicted nuclei."""
+"""R-CNN heads whose would-be background proposals become "ignore" on predicted nuclei.
+
+The smallest diff on torchvision's RoIHeads: after its proposal labelling, background proposals
+overlapping a predicted box by ≥ ``ignore_iou`` (default 0.5, the head's own background
+threshold) are relabelled -1, so ``subsample`` never picks them.
+"""
 
 from __future__ import annotations
 
 from torch import Tensor
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from nuclei_pa.model.rpn import ignore_overlapping
+from nuclei_pa.model.ignore import ignore_overlapping
 
 
 class PARoIHeads(RoIHeads):
     #: Per-image predicted boxes for the current training forward pass (None: torchvision's heads).
     ignore_boxes: list[Tensor] | None = None
-    ignore_iou: float = 0.3
+    ignore_iou: float = 0.5
 
-    def assign_targets_to_proposals(self, proposals, gt_boxes, gt_labels):
+    def assign_targets_to_proposals(
+        self, proposals: list[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor]
+    ) -> tuple[list[Tensor], list[Tensor]]:
         matched, labels = super().assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
         if self.ignore_boxes is not None:
             labels = [

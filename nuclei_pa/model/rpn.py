@@ -1,31 +1,17 @@
-"""RPN whose would-be negatives become "ignore" where the pa module predicted a nucleus.
+"""RPN whose would-be negative anchors become "ignore" on the pa module's predicted nuclei.
 
 The smallest diff on torchvision's RegionProposalNetwork: after its usual anchor labelling
-(1 positive, 0 negative, -1 ignore), negatives overlapping a predicted box are relabelled -1, so
-the sampler never teaches the RPN that an unlabelled nucleus is background.
+(1 positive, 0 negative, -1 ignore), negatives overlapping a predicted box by ≥ ``ignore_iou``
+(default 0.3, the RPN's own background threshold: an anchor that would not be background were
+the predicted box labelled) are relabelled -1.
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 from torchvision.models.detection.rpn import RegionProposalNetwork
-from torchvision.ops import boxes as box_ops
 
-
-def ignore_overlapping(
-    labels: Tensor,
-    candidates: Tensor,
-    predicted: Tensor | None,
-    iou: float,
-    background: float | int = 0,
-) -> Tensor:
-    """Relabel background ``candidates`` overlapping any ``predicted`` box by ≥ ``iou`` as -1."""
-    if predicted is None or predicted.numel() == 0 or candidates.numel() == 0:
-        return labels
-    overlap = box_ops.box_iou(candidates, predicted).max(dim=1).values
-    labels = labels.clone()
-    labels[(labels == background) & (overlap >= iou)] = -1
-    return labels
+from nuclei_pa.model.ignore import ignore_overlapping
 
 
 class PARegionProposalNetwork(RegionProposalNetwork):
@@ -34,7 +20,9 @@ class PARegionProposalNetwork(RegionProposalNetwork):
     ignore_boxes: list[Tensor] | None = None
     ignore_iou: float = 0.3
 
-    def assign_targets_to_anchors(self, anchors: list[Tensor], targets: list[dict[str, Tensor]]):
+    def assign_targets_to_anchors(
+        self, anchors: list[Tensor], targets: list[dict[str, Tensor]]
+    ) -> tuple[list[Tensor], list[Tensor]]:
         labels, matched = super().assign_targets_to_anchors(anchors, targets)
         if self.ignore_boxes is not None:
             labels = [

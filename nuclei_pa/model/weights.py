@@ -1,13 +1,15 @@
-"""Initial weights through torchvision's own weights API, or from a checkpoint file.
+"""Initial weights: torchvision's own weights API (ImageNet, COCO) or a checkpoint file.
 
-A download happens only where the network allows (cached in torch.hub's folder, as torchvision
-does); offline, the error says which file to place where.
+Pretrained files are downloaded once into torch.hub's cache (``torch.hub.get_dir()/checkpoints``)
+where the network allows, exactly as torchvision does; offline, the error names the file to place
+there. Checkpoint files load with ``weights_only=True`` (no code runs from them).
 """
 
 from __future__ import annotations
 
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +20,7 @@ from torchvision.models import (
     ResNet101_Weights,
     ResNeXt101_64X4D_Weights,
 )
-from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
 
 from nuclei_pa.errors import InputError
 
@@ -29,58 +31,64 @@ IMAGENET = {
     "resnet101": ResNet101_Weights.IMAGENET1K_V1,
     "resnext101_64x4d": ResNeXt101_64X4D_Weights.IMAGENET1K_V1,
 }
+COCO = {"resnet50": MaskRCNN_ResNet50_FPN_Weights.COCO_V1}
 
 
-def _offline_error(weights) -> InputError:
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    return InputError(
-        target,
-        f"cannot download pretrained weights from {weights.url}; download that file on a machine "
-        f"with network access and place it at this path (or use init: none)",
-    )
+def cached_weights_path(weights: Any) -> Path:
+    """Where torch.hub keeps (and looks for) the file of torchvision ``weights``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def fetch_state_dict(weights) -> dict[str, torch.Tensor]:
-    """The weights' state dict, downloaded once into torch.hub's cache."""
+def fetch_state_dict(weights: Any) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision ``weights``, from torch.hub's cache or downloaded into it."""
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
-        if isinstance(exc, RuntimeError) and "invalid hash" not in str(exc).lower():
+        if isinstance(exc, RuntimeError) and "hash" not in str(exc).lower():
             raise
-        raise _offline_error(weights) from exc
+        raise InputError(
+            cached_weights_path(weights),
+            f"cannot download the pretrained weights {weights.url} ({exc}); download that file "
+            "where the network allows and place it at this path (or use init: none)",
+        ) from exc
 
 
-def imagenet_backbone_weights(backbone: str):
-    """torchvision's ImageNet weights for ``backbone``, checked to be obtainable now."""
-    weights = IMAGENET[backbone]
-    fetch_state_dict(weights)  # fail early with the offline message, not deep inside torchvision
-    return weights
+def imagenet_state_dict(backbone: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet classification weights for ``backbone``."""
+    return fetch_state_dict(IMAGENET[backbone])
 
 
-def _load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> int:
-    own = model.state_dict()
-    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(matching, strict=False)
-    return len(matching)
+def coco_state_dict(backbone: str) -> dict[str, torch.Tensor]:
+    """torchvision's COCO Mask R-CNN weights in today's key layout (its own upgrade hooks run)."""
+    if backbone not in COCO:
+        raise ValueError(
+            f"init 'coco' needs backbone {' or '.join(COCO)} (torchvision has COCO Mask R-CNN "
+            f"weights for that only); use init 'imagenet' for {backbone}"
+        )
+    state = fetch_state_dict(COCO[backbone])
+    reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    reference.load_state_dict(state, strict=False)
+    return reference.state_dict()
 
 
-def load_initial_weights(model: nn.Module, cfg) -> None:
-    """``coco``: torchvision's COCO Mask R-CNN (ResNet-50 only), matching tensors; else a file."""
-    if cfg.init == "coco":
-        if cfg.backbone != "resnet50":
-            raise ValueError(
-                "init 'coco' exists for backbone resnet50 only (torchvision's weights)"
-            )
-        state = fetch_state_dict(MaskRCNN_ResNet50_FPN_Weights.COCO_V1)
-        _load_matching(model, state)
-        return
-    path = Path(cfg.init)
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model state dict in a checkpoint file: a raw state dict or one under ``"model"``."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(path, "initial checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, f"not a loadable checkpoint ({exc})") from exc
+    except Exception as exc:  # zip, pickle and torch errors all mean "not a checkpoint"
+        raise InputError(path, f"not a loadable checkpoint ({type(exc).__name__}: {exc})") from exc
     state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
-    if not isinstance(state, dict) or _load_matching(model, state) == 0:
-        raise InputError(path, "no weights in it match this model")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(path, "holds no state dict (expected one, or a dict with a 'model' key)")
+    return state
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load the tensors of ``state`` whose name and shape match ``model``'s; their names."""
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return sorted(matching)

@@ -1,0 +1,168 @@
+"""The detector: torchvision's GeneralizedRCNN with the pa module threaded through its forward.
+
+Train mode returns the loss dict (torchvision's keys, plus ``loss_centerness`` and
+``loss_centerbox`` for the pa variant); eval mode returns torchvision's per-image detections.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from nuclei_pa.model.attention import DecomposedSelfAttention
+from nuclei_pa.model.center_head import CenterBranch
+from nuclei_pa.model.ignore import unlabelled
+
+
+class NativeSizeTransform(GeneralizedRCNNTransform):
+    """Normalise and batch; resize only when a ``min_size`` is configured.
+
+    Nuclei are a few pixels wide, so upscaling a 256-px image to torchvision's 800 px wastes
+    compute and downscaling a large tile loses them.
+    """
+
+    def __init__(
+        self, min_size: int | None, max_size: int, mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> None:
+        super().__init__(min_size or 800, max_size, list(mean), list(std))
+        self.keep_size = min_size is None
+
+    def resize(self, image, target=None):
+        if self.keep_size:
+            return image, target
+        return super().resize(image, target)
+
+
+class PAModule(nn.Module):
+    """Self-attention on FPN features plus the centre branch on fpn1 (paper Fig. 2).
+
+    Buffers travel with checkpoints: ``anchor_wh`` (the training set's median nucleus w, h, in
+    input pixels; zeros until known) and ``steps`` (training forward passes, for the warm-up).
+    """
+
+    def __init__(
+        self,
+        attention: dict[str, DecomposedSelfAttention],
+        center: CenterBranch,
+        anchor_wh: tuple[float, float] | None,
+        warmup_steps: int = 0,
+    ) -> None:
+        super().__init__()
+        self.attention = nn.ModuleDict(attention)
+        self.center = center
+        self.register_buffer("anchor_wh", torch.tensor(anchor_wh or (0.0, 0.0)))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.warmup_steps = warmup_steps
+
+    def anchor_whs(
+        self, image_sizes: list[tuple[int, int]], original_sizes: list[tuple[int, int]]
+    ) -> list[Tensor]:
+        """The anchor size per image in the transform's (possibly resized) pixels."""
+        if float(self.anchor_wh.min()) <= 0:
+            raise ValueError(
+                "the pa model needs anchor_wh (the training set's median nucleus box w, h in "
+                "pixels): set ModelConfig.anchor_wh, e.g. from median_box_wh(boxes_xywh)"
+            )
+        return [
+            self.anchor_wh * torch.tensor([s[1] / o[1], s[0] / o[0]], device=self.anchor_wh.device)
+            for s, o in zip(image_sizes, original_sizes, strict=True)
+        ]
+
+    def forward(
+        self,
+        features: OrderedDict[str, Tensor],
+        image_sizes: list[tuple[int, int]],
+        original_sizes: list[tuple[int, int]],
+        targets: list[dict[str, Tensor]] | None = None,
+    ) -> tuple[OrderedDict[str, Tensor], dict[str, Tensor], list[Tensor] | None]:
+        """(attended features, centre losses, predicted boxes per image or None in warm-up)."""
+        features = OrderedDict(
+            (k, self.attention[k](v) if k in self.attention else v) for k, v in features.items()
+        )
+        logits, regression = self.center.head(features["0"])
+        anchor_whs = self.anchor_whs(image_sizes, original_sizes)
+        losses: dict[str, Tensor] = {}
+        use_boxes = True
+        if self.training:
+            assert targets is not None
+            losses = self.center.losses(logits, regression, targets, anchor_whs)
+            use_boxes = int(self.steps) >= self.warmup_steps
+            self.steps += 1
+        predicted = None
+        if use_boxes:
+            decoded = self.center.decode(logits, regression, image_sizes, anchor_whs)
+            predicted = [boxes for boxes, _ in decoded]
+        return features, losses, predicted
+
+
+class NucleusRCNN(GeneralizedRCNN):
+    """Mask R-CNN (torchvision) with an optional :class:`PAModule`.
+
+    Training: predicted boxes that are not labelled nuclei make the RPN and R-CNN ignore the
+    negatives on them. Inference: predicted boxes are prepended to each image's proposals.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        rpn: nn.Module,
+        roi_heads: nn.Module,
+        transform: GeneralizedRCNNTransform,
+        pa: PAModule | None = None,
+        labelled_match_iou: float | None = 0.5,
+    ) -> None:
+        super().__init__(backbone, rpn, roi_heads, transform)
+        self.pa = pa
+        self.labelled_match_iou = labelled_match_iou
+
+    def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
+        if self.training:
+            _check_targets(targets)
+        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        images, targets = self.transform(images, targets)
+        features = self.backbone(images.tensors)
+        losses: dict[str, Tensor] = {}
+        predicted = None
+        if self.pa is not None:
+            features, losses, predicted = self.pa(
+                features, images.image_sizes, original_sizes, targets
+            )
+        ignore = None
+        if self.training and predicted is not None:
+            ignore = [
+                unlabelled(p, t["boxes"], self.labelled_match_iou)
+                for p, t in zip(predicted, targets, strict=True)
+            ]
+        self.rpn.ignore_boxes = self.roi_heads.ignore_boxes = ignore
+        try:
+            proposals, rpn_losses = self.rpn(images, features, targets)
+            if not self.training and predicted is not None:
+                # Predicted centre boxes go straight to the R-CNN head, ahead of the RPN's.
+                proposals = [
+                    torch.cat([p.to(q), q]) for p, q in zip(predicted, proposals, strict=True)
+                ]
+            detections, roi_losses = self.roi_heads(
+                features, proposals, images.image_sizes, targets
+            )
+        finally:
+            self.rpn.ignore_boxes = self.roi_heads.ignore_boxes = None
+        if self.training:
+            return {**losses, **rpn_losses, **roi_losses}
+        return self.transform.postprocess(detections, images.image_sizes, original_sizes)
+
+
+def _check_targets(targets: list[dict[str, Tensor]] | None) -> None:
+    """torchvision's own checks, as errors that survive ``python -O``."""
+    if targets is None:
+        raise ValueError("targets are required in training mode")
+    for k, target in enumerate(targets):
+        boxes = target.get("boxes")
+        if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[-1] != 4:
+            raise ValueError(f"target {k}: 'boxes' must be a float tensor [N, 4] (xyxy)")
+        bad = (boxes[:, 2:] <= boxes[:, :2]).any(dim=1)
+        if bad.any():
+            raise ValueError(f"target {k}: degenerate box {boxes[bad][0].tolist()}")
