@@ -1,7 +1,9 @@
-"""Training engine: data, checkpoints, exact resume after a kill, data parallelism, CLI."""
+"""Training engine: configuration, checkpoints and log, exact resume after an interruption, CLI."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -16,178 +18,271 @@ import torch
 
 from nuclei_pa.cli import main
 from nuclei_pa.engine import TrainConfig, train
-from nuclei_pa.engine.data import NucleusDataset, batch_plan
+from nuclei_pa.engine import checkpoint as ckpt
+from nuclei_pa.engine.train import train_model
+from nuclei_pa.errors import InputError
+from nuclei_pa.io.dataset import Sample, write_split
 from nuclei_pa.model import ModelConfig
-from tests.test_model_pa import TINY
+from tests.conftest import grid_sample
 
 ROOT = Path(__file__).resolve().parents[1]
+# The slim preset with even narrower heads: the same code paths, a fraction of the time.
+TINY = {
+    "fpn_channels": 16,
+    "representation_size": 32,
+    "mask_head_channels": 8,
+    "center_head_channels": 8,
+    "attention_channels": 8,
+}
+TINY_YAML = "model:\n" + "".join(f"  {k}: {v}\n" for k, v in TINY.items())
 
 
-def tiny_cfg(variant: str = "pa") -> ModelConfig:
-    return ModelConfig.preset("slim", variant=variant, **TINY)
+def tiny_model(variant: str = "pa", **kw) -> ModelConfig:
+    return ModelConfig.preset("slim", variant=variant, **TINY, **kw)
 
 
-def fast_train(iterations: int = 4, every: int = 2) -> TrainConfig:
-    return TrainConfig(iterations=iterations, batch_size=2, checkpoint_every=every, threads=1)
+def quick(iterations: int, every: int, **kw) -> TrainConfig:
+    return TrainConfig(
+        iterations=iterations, batch_size=2, checkpoint_every=every, threads=1, num_workers=0, **kw
+    )
 
 
-def test_flips_move_image_boxes_and_masks_together(tiny_split):
-    ds = NucleusDataset.from_split(tiny_split)
-    image, target = ds.load(0)
-    flipped, ftarget = ds.load(0, flip_h=True, flip_v=True)
-    assert torch.equal(flipped, image.flip(-1).flip(-2))
-    assert torch.equal(ftarget["masks"], target["masks"].flip(-1).flip(-2))
-    w = h = 64
-    x0, y0, x1, y1 = target["boxes"][0].tolist()
-    assert [w - x1, h - y1, w - x0, h - y0] in ftarget["boxes"].tolist()
-    assert image.shape == (3, 64, 64) and torch.equal(image[0], image[1])  # grey → 3 channels
-    for m, b in zip(target["masks"], target["boxes"], strict=True):
-        ys, xs = torch.nonzero(m, as_tuple=True)
-        assert b.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Three 64×64 images of 16 nuclei and one empty crop (no annotations at all)."""
+    folder = tmp_path_factory.mktemp("data") / "split"
+    empty = Sample("empty", np.full((64, 64), 20, np.uint8), np.zeros((64, 64), np.int32))
+    write_split(folder, [*(grid_sample(f"img{k}") for k in range(3)), empty])
+    return folder
 
 
-def test_batches_cover_every_image_each_epoch_and_are_stateless():
-    plans = [batch_plan(5, 2, it, seed=3, flips=True) for it in range(5)]  # 10 draws = 2 epochs
-    order = [i for plan in plans for i, _, _ in plan]
-    assert sorted(order[:5]) == sorted(order[5:]) == list(range(5))
-    assert batch_plan(5, 2, 3, seed=3, flips=True) == plans[3]
-    assert all(not h and not v for i, h, v in batch_plan(5, 2, 0, 3, flips=False))
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
-def test_empty_crop_images_train(tmp_path):
-    from nuclei_pa.io.dataset import Sample, write_split
-    from tests.conftest import grid_sample
-
-    empty = Sample("empty", np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.int32))
-    write_split(tmp_path / "s", [empty, grid_sample("full")])
-    ds = NucleusDataset.from_split(tmp_path / "s")
-    _, target = ds.load(0)
-    assert target["boxes"].shape == (0, 4) and target["masks"].shape == (0, 64, 64)
-    train(tmp_path / "s", tmp_path / "run", tiny_cfg(), fast_train(2, 2), progress=False)
+def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-def test_checkpoints_and_log(tiny_split, tmp_path):
-    final = train(tiny_split, tmp_path / "run", tiny_cfg(), fast_train(4, 2), progress=False)
-    assert final == tmp_path / "run" / "ckpt_000004.pt"
-    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == [
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_train_config_defaults_follow_the_paper_and_round_trip():
+    cfg = TrainConfig()
+    assert (cfg.iterations, cfg.batch_size, cfg.lr, cfg.checkpoint_every) == (1000, 8, 0.01, 50)
+    assert cfg.flips and cfg.weight_decay > 0 and cfg.clip_grad_norm > 0
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert TrainConfig.from_dict({"lr": 1}).lr == 1  # an int is a fine float
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"iteratons": 5}, "unknown train setting 'iteratons'"),
+        ({"batch_size": 2.5}, "'batch_size' expects int"),
+        ({"flips": "yes"}, "'flips' expects bool"),
+        ({"iterations": True}, "'iterations' expects int"),
+        ({"checkpoint_every": 0}, "'checkpoint_every' must be ≥ 1"),
+        ({"lr": 0.0}, "'lr' must be > 0"),
+        ({"clip_grad_norm": -1.0}, "'clip_grad_norm' must be ≥ 0"),
+        ({"seed": -3}, "'seed' must be ≥ 0"),
+    ],
+)
+def test_train_config_names_the_bad_key(data, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(data)
+
+
+def test_rebuild_config_pins_the_normalisation_before_dropping_init():
+    pretrained = ckpt.rebuild_config(ModelConfig.preset("slim", init="imagenet"))
+    assert (pretrained.init, pretrained.norm) == ("none", "frozen_bn")
+    scratch = ckpt.rebuild_config(ModelConfig.preset("slim"))
+    assert (scratch.init, scratch.norm) == ("none", "gn")
+
+
+# -- a short run -------------------------------------------------------------------------------
+
+
+def test_run_writes_checkpoints_log_and_a_predictable_model(data, tmp_path):
+    out = tmp_path / "run"
+    final = train(data, out, tiny_model(), quick(5, 2), progress=False)
+    assert final == out / "ckpt_000005.pt"
+    assert sorted(p.name for p in out.iterdir()) == [
         "ckpt_000002.pt",
         "ckpt_000004.pt",
+        "ckpt_000005.pt",
         "last.pt",
+        "train_log.csv",
     ]
-    log = pd.read_csv(tmp_path / "run" / "train_log.csv")
-    assert log["iteration"].tolist() == [1, 2, 3, 4]
-    for col in (
-        "loss",
-        "loss_centerness",
-        "loss_centerbox",
-        "loss_objectness",
-        "loss_mask",
-        "seconds",
-        "peak_memory_mb",
-    ):
-        assert col in log.columns and log[col].notna().all()
-    state = torch.load(final, weights_only=True)
-    assert state["iteration"] == 4 and state["model_config"]["anchor_wh"] is not None
-    assert "optimizer" not in state  # evaluation checkpoints carry weights only
+    assert (out / "last.pt").samefile(final)
+    log = pd.read_csv(out / "train_log.csv")
+    assert log["iteration"].tolist() == [1, 2, 3, 4, 5]
+    terms = ["loss_centerness", "loss_centerbox", "loss_objectness", "loss_rpn_box_reg"]
+    terms += ["loss_classifier", "loss_box_reg", "loss_mask"]
+    for col in ["loss", *terms, "grad_norm", "lr", "seconds", "peak_memory_mb"]:
+        assert col in log.columns and log[col].notna().all(), col
+    assert np.allclose(log["loss"], log[terms].sum(axis=1), rtol=1e-5)
+
+    state = torch.load(final, map_location="cpu", weights_only=True)  # plain types only
+    assert state["iteration"] == 5 and state["sampler"] == {"seed": 0, "next_iteration": 5}
+    assert {"model", "optimizer", "rng", "train_config", "trained_model_config"} <= set(state)
+    assert {"python", "numpy", "torch"} <= set(state["rng"])
+    assert state["train_config"] == quick(5, 2).to_dict()
+    assert state["model"]["pa.steps"] == 5  # the pa module's step counter travels along
+    trained = ModelConfig.from_dict(state["trained_model_config"])
+    assert trained.anchor_wh == (11.0, 11.0)  # median box of the radius-5 disks
+    assert state["model_config"] == ckpt.rebuild_config(trained).to_dict()
+
+    from nuclei_pa.engine.predict import load_model  # what `nuclei-pa predict` does with it
+
+    model = load_model(final, "cpu")
+    assert_bitwise_equal(model.state_dict(), state["model"])
+    with torch.no_grad():
+        assert isinstance(model([torch.rand(3, 64, 64)])[0]["boxes"], torch.Tensor)
 
 
-def _assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = torch.load(a, weights_only=True)["model"], torch.load(b, weights_only=True)["model"]
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+def test_fine_tuning_from_a_checkpoint_gives_a_predictable_model(data, tmp_path):
+    first = train(data, tmp_path / "a", tiny_model("baseline"), quick(1, 1), progress=False)
+    cfg = tiny_model("baseline", init=str(first), norm="frozen_bn")
+    second = train(data, tmp_path / "b", cfg, quick(1, 1), progress=False)
+    state = torch.load(second, weights_only=True)
+    assert state["model_config"]["init"] == "none"
+    assert state["trained_model_config"]["init"] == str(first)
+
+    from nuclei_pa.engine.predict import load_model
+
+    assert_bitwise_equal(load_model(second, "cpu").state_dict(), state["model"])
 
 
-def test_resume_after_interruption_gives_identical_weights(tiny_split, tmp_path):
-    full = train(tiny_split, tmp_path / "full", tiny_cfg(), fast_train(6, 2), progress=False)
-    train(tiny_split, tmp_path / "cut", tiny_cfg(), fast_train(6, 2), progress=False, stop_after=2)
-    assert not (tmp_path / "cut" / "ckpt_000004.pt").exists()
-    resumed = train(tiny_split, tmp_path / "cut", tiny_cfg(), fast_train(6, 2), progress=False)
-    _assert_same_weights(full, resumed)
-    assert pd.read_csv(tmp_path / "cut" / "train_log.csv")["iteration"].tolist() == list(
-        range(1, 7)
+def test_interrupted_run_resumes_to_identical_weights(data, tmp_path):
+    cfg = quick(6, 2)
+    full = train(data, tmp_path / "full", tiny_model(), cfg, progress=False)
+    cut = train(data, tmp_path / "cut", tiny_model(), cfg, progress=False, stop_after=3)
+    assert cut.name == "ckpt_000004.pt" and not (tmp_path / "cut" / "ckpt_000006.pt").exists()
+    # A torn log line from the kill and a stale row of an iteration that will be redone:
+    with (tmp_path / "cut" / "train_log.csv").open("a") as f:
+        f.write("5,1.0,2.0\n6,0.")
+    resumed = train(data, tmp_path / "cut", tiny_model(), cfg, progress=False)
+    assert resumed == tmp_path / "cut" / "ckpt_000006.pt"
+    assert_bitwise_equal(weights(full), weights(resumed))
+    for name in ("ckpt_000002.pt", "ckpt_000004.pt"):
+        assert_bitwise_equal(weights(tmp_path / "full" / name), weights(tmp_path / "cut" / name))
+    a = pd.read_csv(tmp_path / "full" / "train_log.csv").drop(columns=["seconds", "peak_memory_mb"])
+    b = pd.read_csv(tmp_path / "cut" / "train_log.csv").drop(columns=["seconds", "peak_memory_mb"])
+    pd.testing.assert_frame_equal(a, b)  # every iteration once, the same losses
+
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cut").iterdir()}
+    assert train(data, tmp_path / "cut", tiny_model(), cfg, progress=False) == resumed
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cut").iterdir()} == before
+
+
+def test_resume_refuses_changed_settings_and_restart_starts_over(data, tmp_path):
+    train(data, tmp_path / "r", tiny_model(), quick(2, 2), progress=False)
+    with pytest.raises(InputError, match=r"ckpt_000002\.pt: .*train setting lr=0\.01, now 0\.02"):
+        train(data, tmp_path / "r", tiny_model(), quick(4, 2, lr=0.02), progress=False)
+    with pytest.raises(InputError, match="model setting variant='pa', now 'baseline'"):
+        train(data, tmp_path / "r", tiny_model("baseline"), quick(4, 2), progress=False)
+    with pytest.raises(InputError, match="holds a longer run"):
+        train(data, tmp_path / "r", tiny_model(), quick(1, 1), progress=False)
+    final = train(
+        data, tmp_path / "r", tiny_model(), quick(1, 1, lr=0.02), resume=False, progress=False
     )
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.pt")) == ["ckpt_000001.pt", "last.pt"]
+    assert torch.load(final, weights_only=True)["train_config"]["lr"] == 0.02
+    assert pd.read_csv(tmp_path / "r" / "train_log.csv")["iteration"].tolist() == [1]
 
 
-def test_kill_9_then_rerun_resumes(tiny_split, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "nuclei_pa.cli",
-        "train",
-        str(tiny_split),
-        "-o",
-        str(tmp_path / "k"),
-        "--iterations",
-        "8",
-        "--batch-size",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--threads",
-        "1",
-        "--quiet",
-        "--config",
-        str(tmp_path / "tiny.yaml"),
-    ]
-    (tmp_path / "tiny.yaml").write_text("model: " + str(dict(TINY)).replace("'", "") + "\n")
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    deadline = time.time() + 120
-    while not (tmp_path / "k" / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+def test_kill_9_at_any_moment_then_the_same_command_finishes_identically(data, tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nuclei_pa.cli", "train", str(data), "--out", str(out)]
+    cmd += ["--iterations", "12", "--batch-size", "2", "--checkpoint-every", "2"]
+    cmd += ["--threads", "1", "--workers", "1", "--config", str(tmp_path / "tiny.yaml")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.15)  # land somewhere inside the next segment, maybe mid-write
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "k" / "ckpt_000008.pt").exists(), (
-        "finished before the kill; test proves nothing"
-    )
-    assert subprocess.run(cmd, cwd=ROOT).returncode == 0
-    ref = subprocess.run([*cmd[:6], str(tmp_path / "ref"), *cmd[7:]], cwd=ROOT)
-    assert ref.returncode == 0
-    _assert_same_weights(tmp_path / "ref" / "ckpt_000008.pt", tmp_path / "k" / "ckpt_000008.pt")
+    assert not (out / "ckpt_000012.pt").exists(), "finished before the kill: nothing was tested"
+    (out / ".ckpt_000004.x1y2.tmp.pt").write_bytes(b"half a checkpoint")  # as a kill leaves it
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert rerun.stdout.strip() == str(out / "ckpt_000012.pt")
+
+    reference = train(data, tmp_path / "ref", tiny_model(), quick(12, 2), progress=False)
+    assert_bitwise_equal(weights(reference), weights(out / "ckpt_000012.pt"))
+    assert pd.read_csv(out / "train_log.csv")["iteration"].tolist() == list(range(1, 13))
+    assert not list(out.glob(".*")), "temporary files left behind"
 
 
-def test_data_parallel_two_processes_gloo(tiny_split, tmp_path):
-    (tmp_path / "tiny.yaml").write_text("model: " + str(dict(TINY)).replace("'", "") + "\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "nuclei_pa.cli",
-        "train",
-        str(tiny_split),
-        "-o",
-        str(tmp_path / "ddp"),
-        "--iterations",
-        "2",
-        "--batch-size",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--quiet",
-        "--config",
-        str(tmp_path / "tiny.yaml"),
-    ]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert (tmp_path / "ddp" / "ckpt_000002.pt").is_file()
-    log = pd.read_csv(tmp_path / "ddp" / "train_log.csv")
-    assert log["iteration"].tolist() == [1, 2]  # one writer (rank 0)
+# -- command line ------------------------------------------------------------------------------
 
 
-def test_train_cli_help_and_bad_input(tmp_path, capsys):
+def test_train_help_explains_every_option(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--help"])
-    assert exc.value.code == 0 and "--checkpoint-every" in capsys.readouterr().out
-    assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")]) == 2
-    assert "annotations.json: file not found" in capsys.readouterr().err
-    assert main(["train", str(tmp_path), "-o", str(tmp_path / "o"), "--iterations", "0"]) == 2
-    assert "'iterations' must be ≥ 1" in capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert exc.value.code == 0 and "usage: nuclei-pa train" in text
+    for option in ["--images", "--annotations", "--out", "--variant", "--preset", "--backbone"]:
+        assert option in text
+    for option in ["--init", "--iterations", "--batch-size", "--lr", "--checkpoint-every"]:
+        assert option in text
+    for option in ["--device", "--seed", "--config", "--restart", "--workers", "torchrun"]:
+        assert option in text
+
+
+def test_bad_input_exits_2_naming_the_file(data, tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert main(["train", str(tmp_path / "nothing"), "--out", out]) == 2
+    assert "nothing: training folder not found" in capsys.readouterr().err
+    assert main(["train", "--images", str(data / "images"), "--out", out]) == 2
+    assert "--annotations" in capsys.readouterr().err
+    doc = json.loads((data / "annotations.json").read_text())
+    doc["images"].append({**doc["images"][0], "id": 99, "file_name": "gone.tif"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    assert (
+        main(["train", "--images", str(data / "images"), "--annotations", str(bad), "--out", out])
+        == 2
+    )
+    assert "bad.json: image 'gone.tif' not found" in capsys.readouterr().err
+    (tmp_path / "c.yaml").write_text("train: {iterations: 0}\n")
+    assert main(["train", str(data), "--out", out, "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "c.yaml: train setting 'iterations' must be ≥ 1" in capsys.readouterr().err
+    (tmp_path / "c.yaml").write_text("model: {backbone: resnet18}\nlearning_rate: 0.1\n")
+    assert main(["train", str(data), "--out", out, "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "c.yaml: unknown setting 'learning_rate'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_settings_layer_preset_then_file_then_options(tmp_path):
+    from nuclei_pa.cli import build_parser
+    from nuclei_pa.commands.train import build_configs
+
+    (tmp_path / "c.yaml").write_text(
+        "model: {preset: slim, fpn_channels: 32, variant: baseline}\n"
+        "train: {iterations: 30, lr: 0.005}\nseed: 4\nwarmup_steps: 7\n"
+    )
+    args = build_parser().parse_args(
+        ["train", "d", "--out", "o", "--config", str(tmp_path / "c.yaml"), "--iterations", "40"]
+    )
+    model_cfg, train_cfg = build_configs(args)
+    assert model_cfg == dataclasses.replace(
+        ModelConfig.preset("slim"), fpn_channels=32, variant="baseline", warmup_steps=7
+    )
+    assert (train_cfg.iterations, train_cfg.lr, train_cfg.seed) == (40, 0.005, 4)
+    args = build_parser().parse_args(["train", "d", "--out", "o", "--no-flips", "--lr", "0.1"])
+    model_cfg, train_cfg = build_configs(args)
+    assert model_cfg.variant == "pa" and model_cfg.backbone == "resnet18"  # CLI defaults
+    assert not train_cfg.flips and train_cfg.lr == 0.1 and train_cfg.iterations == 1000
+
+
+def test_train_model_returns_the_model_it_saved(data, tmp_path):
+    result = train_model(data, tmp_path / "m", tiny_model("baseline"), quick(1, 1), progress=False)
+    assert result.iteration == 1
+    assert_bitwise_equal(result.model.state_dict(), weights(result.checkpoint))

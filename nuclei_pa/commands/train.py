@@ -3,110 +3,245 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nuclei_pa.errors import InputError
+
+if TYPE_CHECKING:  # kept out of the import path: `nuclei-pa --help` must not import torch
+    from nuclei_pa.engine.config import TrainConfig
+    from nuclei_pa.model import ModelConfig
+
+EPILOG = """\
+outputs in --out:
+  ckpt_NNNNNN.pt   a checkpoint every --checkpoint-every iterations and at the end: weights,
+                   optimiser, RNG state, and the model settings 'nuclei-pa predict --checkpoint'
+                   rebuilds the network from
+  last.pt          the newest checkpoint (same file)
+  train_log.csv    every loss term, gradient norm, seconds and peak memory of every iteration
+
+Interrupted (Ctrl-C, a crash, kill -9), the same command resumes from the newest checkpoint and
+ends with the same weights as an uninterrupted run (bitwise on CPU).
+
+settings: built-in defaults < --preset < --config file < command-line options. The config file
+is YAML with any ModelConfig / TrainConfig field, flat or under 'model:' / 'train:', e.g.
+  model: {preset: slim, backbone: resnet34, warmup_steps: 100}
+  train: {iterations: 2000, batch_size: 4}
+
+several GPUs (data parallel, the batch is split across them):
+  torchrun --standalone --nproc_per_node 4 -m nuclei_pa.cli train DATA --out OUT
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a Mask R-CNN (baseline or with the partial-annotation module)",
-        description="Train on a split folder (images/ + annotations.json) or on any images folder "
-        "with a COCO instances file. Annotations may be partial: with --variant pa, unlabelled "
-        "nuclei are not learned as background. Checkpoints (ckpt_NNNNNN.pt, plus last.pt to "
-        "resume from) and train_log.csv go to --out; rerunning the same command after an "
-        "interruption resumes from the last checkpoint. Multi-GPU: run it under torchrun.",
+        help="train a Mask R-CNN, baseline or with the partial-annotation (pa) module",
+        description="Train a nucleus detector on a split folder (images/ + annotations.json)\n"
+        "or on any images folder with a COCO instances file (--images, --annotations).\n"
+        "Annotations may be partial: with --variant pa, nuclei nobody outlined are not\n"
+        "learned as background (the paper's method).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("data", type=Path, nargs="?", help="split folder (images/, annotations.json)")
     p.add_argument(
-        "--images", type=Path, help="images folder (with --annotations, instead of DATA)"
+        "data",
+        type=Path,
+        nargs="?",
+        metavar="SPLIT",
+        help="split folder with images/ and annotations.json (or give --images and --annotations)",
     )
-    p.add_argument("--annotations", type=Path, help="COCO instances JSON for --images")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder for checkpoints")
+    p.add_argument("--images", type=Path, metavar="DIR", help="folder of the training images")
     p.add_argument(
+        "--annotations",
+        type=Path,
+        metavar="FILE",
+        help="COCO instances JSON describing --images (category: nucleus; RLE or polygon masks)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for checkpoints and log",
+    )
+    p.add_argument(
+        "--config", type=Path, metavar="FILE", help="YAML file of model and training settings"
+    )
+    g = p.add_argument_group("model")
+    g.add_argument(
         "--variant",
         choices=["baseline", "pa"],
-        default="pa",
-        help="pa: with the partial-annotation module (default); baseline: plain Mask R-CNN",
+        help="pa: Mask R-CNN with the partial-annotation module (default); baseline: plain",
     )
-    p.add_argument(
+    g.add_argument(
         "--preset",
         choices=["slim", "paper"],
-        default="slim",
-        help="slim: ResNet-18, narrow heads, trains on a CPU (default); paper: ResNeXt-101 "
-        "64x4d FPN with ImageNet weights, shorter side 360",
+        help="slim: ResNet-18 FPN with narrow heads, trains on a laptop CPU (default); paper: "
+        "ResNeXt-101 64x4d FPN from ImageNet weights, as in the paper (GPU)",
     )
-    p.add_argument("--backbone", help="resnet18, resnet34, resnet50, resnet101 or resnext101_64x4d")
-    p.add_argument("--init", help="none, imagenet, coco (resnet50 only) or a checkpoint path")
+    g.add_argument(
+        "--backbone",
+        choices=["resnet18", "resnet34", "resnet50", "resnet101", "resnext101_64x4d"],
+        help="ResNet backbone under the FPN (default: the preset's)",
+    )
+    g.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="initial weights: none (random), imagenet (backbone), coco (torchvision's COCO Mask "
+        "R-CNN, resnet50 only) or a checkpoint file to fine-tune from (default: the preset's)",
+    )
+    g = p.add_argument_group("training")
+    g.add_argument("--iterations", type=int, metavar="N", help="iterations to train (default 1000)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="images per iteration, all processes together; must divide by the number of "
+        "GPUs under torchrun (default 8)",
+    )
+    g.add_argument("--lr", type=float, metavar="LR", help="fixed SGD learning rate (default 0.01)")
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="iterations between checkpoints (default 50)",
+    )
+    g.add_argument(
+        "--no-flips",
+        dest="flips",
+        action="store_false",
+        default=None,
+        help="no random horizontal/vertical flips (the only augmentation; on by default)",
+    )
+    g.add_argument(
+        "--seed", type=int, metavar="N", help="seed of weights, batch order and flips (default 0)"
+    )
+    g.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="auto (CUDA when available, else CPU; the default), cpu, cuda, cuda:1, …",
+    )
+    g.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)"
+    )
+    g.add_argument(
+        "--workers",
+        dest="num_workers",
+        type=int,
+        metavar="N",
+        help="data-loading processes per training process, 0 = load in-process (default 2)",
+    )
     p.add_argument(
-        "--config",
-        type=Path,
-        help="YAML file with 'model:' and/or 'train:' mappings of ModelConfig/TrainConfig "
-        "fields; command-line options override it",
+        "--restart",
+        action="store_true",
+        help="delete the checkpoints and log already in --out and start over (default: resume)",
     )
-    p.add_argument("--iterations", type=int, help="training iterations (default 1000)")
-    p.add_argument(
-        "--batch-size", type=int, help="images per iteration, all GPUs together (default 8)"
-    )
-    p.add_argument("--lr", type=float, help="fixed learning rate (default 0.01)")
-    p.add_argument(
-        "--checkpoint-every", type=int, help="iterations between checkpoints (default 50)"
-    )
-    p.add_argument("--device", help="auto (default: CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument(
-        "--restart", action="store_true", help="ignore an existing last.pt and start over"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+MODEL_OPTIONS = ("variant", "backbone", "init")
+TRAIN_OPTIONS = (
+    "iterations",
+    "batch_size",
+    "lr",
+    "checkpoint_every",
+    "flips",
+    "seed",
+    "device",
+    "threads",
+    "num_workers",
+)
+
+
+def read_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A YAML settings file → (model settings incl. ``preset``, train settings).
+
+    Keys may be flat or under ``model:`` / ``train:``; each flat key goes to the configuration
+    that has it. Unknown keys are an :class:`InputError` naming the file and the key.
+    """
+    import dataclasses
+
     import yaml
 
-    from nuclei_pa.engine import TrainConfig, train
+    from nuclei_pa.engine.config import TrainConfig
     from nuclei_pa.model import ModelConfig
 
-    if (args.data is None) == (args.images is None):
-        raise InputError(None, "give either a split folder DATA or --images with --annotations")
-    if args.images is not None and args.annotations is None:
-        raise InputError(None, "--images needs --annotations")
-    extra: dict = {}
-    if args.config is not None:
-        if not args.config.is_file():
-            raise InputError(args.config, "file not found")
-        extra = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(extra, dict) or set(extra) - {"model", "train"}:
-            raise InputError(args.config, "expected only 'model:' and 'train:' mappings")
-    model_opts = {
-        k: v
-        for k, v in {"variant": args.variant, "backbone": args.backbone, "init": args.init}.items()
-        if v is not None
-    }
-    train_opts = {
-        k: v
-        for k, v in {
-            "iterations": args.iterations,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "checkpoint_every": args.checkpoint_every,
-            "device": args.device,
-            "seed": args.seed,
-            "threads": args.threads,
-        }.items()
-        if v is not None
-    }
+    if not path.is_file():
+        raise InputError(path, "file not found")
     try:
-        model_cfg = ModelConfig.preset(args.preset, **{**extra.get("model", {}), **model_opts})
-        train_cfg = TrainConfig.from_dict({**extra.get("train", {}), **train_opts})
-    except ValueError as exc:
-        raise InputError(args.config, str(exc)) from exc
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"not valid YAML ({exc})") from exc
+    doc = doc or {}
+    if not isinstance(doc, dict):
+        raise InputError(path, "expected a mapping of settings")
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)} | {"preset"}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    for section, fields, into in (("model", model_fields, model), ("train", train_fields, train)):
+        block = doc.pop(section, None) or {}
+        if not isinstance(block, dict):
+            raise InputError(path, f"'{section}:' must be a mapping")
+        for key, value in block.items():
+            if key not in fields:
+                raise InputError(path, f"unknown {section} setting {key!r}")
+            into[key] = value
+    for key, value in doc.items():
+        if key in model_fields:
+            model[key] = value
+        elif key in train_fields:
+            train[key] = value
+        else:
+            raise InputError(path, f"unknown setting {key!r} (not a ModelConfig/TrainConfig field)")
+    return model, train
+
+
+def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """(ModelConfig, TrainConfig) from defaults, preset, config file and options, in that order."""
+    from nuclei_pa.engine.config import TrainConfig
+    from nuclei_pa.model import ModelConfig
+
+    model, train = read_settings(args.config) if args.config is not None else ({}, {})
+    model.update({k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None})
+    train.update({k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None})
+    preset = args.preset or model.pop("preset", "slim")
+    model.pop("preset", None)
+    model.setdefault("variant", "pa")
+    where = args.config  # a bad value came from the file or the command line; name the file
+    try:
+        model_cfg = ModelConfig.preset(preset, **model)
+    except (TypeError, ValueError) as exc:
+        raise InputError(where, str(exc)) from exc
+    try:
+        train_cfg = TrainConfig.from_dict(train)
+    except (TypeError, ValueError) as exc:
+        raise InputError(where, str(exc)) from exc
+    return model_cfg, train_cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data is not None and (args.images is not None or args.annotations is not None):
+        raise InputError(None, "give a split folder or --images with --annotations, not both")
+    if args.data is None and (args.images is None or args.annotations is None):
+        raise InputError(None, "give a split folder, or both --images and --annotations")
+    model_cfg, train_cfg = build_configs(args)
+
+    from nuclei_pa.engine.train import train
+
     data = args.data if args.data is not None else (args.images, args.annotations)
-    final = train(
-        data, args.out, model_cfg, train_cfg, resume=not args.restart, progress=not args.quiet
-    )
-    print(f"{final}: {dataclasses.asdict(train_cfg)['iterations']} iterations")
+    try:
+        final = train(
+            data, args.out, model_cfg, train_cfg, resume=not args.restart, progress=not args.quiet
+        )
+    except FloatingPointError as exc:
+        print(f"nuclei-pa train: error: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
+        print(final)
     return 0

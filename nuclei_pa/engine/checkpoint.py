@@ -1,50 +1,150 @@
-"""Checkpoints: atomic, plain-typed (``torch.load(weights_only=True)``), resumable.
+"""Checkpoints: atomic, plain-typed (``torch.load(weights_only=True)``), each one resumable.
 
-``ckpt_{iteration:06d}.pt`` holds the weights an evaluation needs; ``last.pt`` additionally holds
-the optimiser and RNG state to resume from. ``last.pt`` is written after the numbered file, so a
-kill between the two only means redoing the last segment, which is deterministic.
+``ckpt_{iteration:06d}.pt`` holds the weights, the optimiser, the iteration, the RNG and sampler
+states, the model configuration to rebuild the network (``model_config``, with ``init: none`` so
+prediction never downloads or needs the initial weights) and the one it was trained from
+(``trained_model_config``), and the training configuration. ``last.pt`` is a hard link to the
+newest one (a copy where links are unsupported), replaced atomically after it, so it always
+names a complete checkpoint and costs no disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import random
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path
+from nuclei_pa.model import ModelConfig
 
 LAST = "last.pt"
+FORMAT = "nuclei-pa-checkpoint/1"
+_NAME = re.compile(r"ckpt_(\d{6,})\.pt")
 
 
 def checkpoint_path(out_dir: str | Path, iteration: int) -> Path:
     return Path(out_dir) / f"ckpt_{iteration:06d}.pt"
 
 
+def list_checkpoints(out_dir: str | Path) -> dict[int, Path]:
+    """Numbered checkpoints in ``out_dir`` by iteration (temporary files excluded)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return {}
+    found = {}
+    for p in out_dir.iterdir():
+        m = _NAME.fullmatch(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def remove_stale_temporaries(out_dir: str | Path) -> None:
+    """Delete half-written files a killed run left (named as :func:`atomic_path` names them)."""
+    out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        for pattern in (".ckpt_*.tmp.pt", f".{Path(LAST).stem}.*.tmp.pt", ".train_log.*.tmp.csv"):
+            for p in out_dir.glob(pattern):
+                p.unlink(missing_ok=True)
+
+
 def save(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write atomically: a kill at any moment leaves the old file or the new one, never half."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # temp files are private; a checkpoint is an ordinary output
+
+
+def point_last(checkpoint: str | Path) -> Path:
+    """Make ``last.pt`` beside ``checkpoint`` the same file, atomically."""
+    checkpoint = Path(checkpoint)
+    last = checkpoint.with_name(LAST)
+    with atomic_path(last) as tmp:
+        tmp.unlink()
+        try:
+            os.link(checkpoint, tmp)
+        except OSError:
+            shutil.copyfile(checkpoint, tmp)
+    return last
 
 
 def load(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents on CPU; an unreadable file is an :class:`InputError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip, pickle and torch errors all mean "not a checkpoint"
         raise InputError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise InputError(path, "not a nuclei-pa checkpoint (no 'model' entry)")
+    return state
+
+
+def rebuild_config(cfg: ModelConfig) -> ModelConfig:
+    """The configuration that rebuilds the trained network without its initial weights.
+
+    ``norm: auto`` depends on ``init`` (group norm from scratch, frozen batch norm when
+    pretrained), so it is resolved before ``init`` becomes ``none``.
+    """
+    norm = cfg.norm
+    if norm == "auto":
+        norm = "gn" if cfg.init == "none" else "frozen_bn"
+    return dataclasses.replace(cfg, init="none", norm=norm)
 
 
 def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    """Python, NumPy, torch CPU and CUDA generator states, as plain types and tensors."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            n["name"],
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _tuples(value: Any) -> Any:
+    """random.setstate wants the nested tuples it gave, whatever a round trip made of them."""
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    return value

@@ -1,132 +1,222 @@
 """Training data: a COCO-annotated image set as (image tensor, Mask R-CNN target) pairs.
 
-Batches are a pure function of (seed, iteration): epoch e visits the images in the order of a
-permutation seeded by (seed, e), and flips are drawn from (seed, iteration). Resuming therefore
-continues the exact batch sequence with no sampler state to save, and data-parallel processes
-agree on every global batch without communicating.
+Sampling is counter-based: global batch ``i`` is a pure function of ``(seed, i)``. Epoch ``e``
+visits the images in a permutation seeded by ``(seed, e)`` and batch ``i``'s flips are drawn
+from a generator seeded by ``(seed, i)``. The sampler's whole state is therefore the next
+iteration: a resumed run continues the exact batch sequence, and data-parallel processes agree
+on every global batch without communicating (each takes its own shard of it).
+
+Images are normalised as in prediction (:func:`~nuclei_pa.engine.tensors.image_to_tensor`):
+integers divided by their type's maximum (uint8 /255, uint16 /65535), grey replicated to three
+channels. A per-image maximum would make the same pixel value mean different things in
+different images (and tiles), which the model cannot undo.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset, Sampler
 
 from nuclei_pa.engine.tensors import image_to_tensor
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import decode_segmentation, load_coco
 from nuclei_pa.io.images import read_image
 
+# (image index, flip horizontally, flip vertically): one entry of a batch plan.
+PlanEntry = tuple[int, bool, bool]
+Target = dict[str, Tensor]
 
-@dataclass
+
+@dataclass(frozen=True)
 class _Item:
     path: Path
     height: int
     width: int
-    anns: list
+    anns: tuple[dict[str, Any], ...]
 
 
-class NucleusDataset:
-    """Images and instance annotations of one COCO file (a split folder or any images + JSON)."""
+class NucleusDataset(Dataset):
+    """Images and nucleus instances of one COCO file (a split folder, or any folder + JSON).
+
+    ``dataset[i]`` is image ``i`` unflipped; ``dataset[(i, flip_h, flip_v)]`` flips image,
+    masks and boxes together. Targets hold ``boxes`` (float [N, 4] xyxy, derived from the
+    masks so they follow every flip exactly), ``labels`` (int64 ones) and ``masks`` (uint8
+    [N, H, W]); instances whose mask is empty are dropped (torchvision rejects zero-size boxes).
+    An image without annotations gives empty targets, which torchvision trains on as all
+    background.
+    """
 
     def __init__(self, images_dir: str | Path, annotations: str | Path) -> None:
+        images_dir, annotations = Path(images_dir), Path(annotations)
+        if not images_dir.is_dir():
+            raise InputError(images_dir, "images folder not found")
         index = load_coco(annotations, images_dir)
+        self.annotations = annotations
         self.items = [
             _Item(
-                Path(images_dir) / img["file_name"],
-                img["height"],
-                img["width"],
-                index.anns_by_image.get(img_id, []),
+                images_dir / img["file_name"],
+                int(img["height"]),
+                int(img["width"]),
+                tuple(index.anns_by_image.get(img_id, [])),
             )
             for img_id, img in sorted(index.images.items())
         ]
         if not self.items:
-            raise InputError(annotations, "no images to train on")
+            raise InputError(annotations, "lists no images to train on")
         if not any(item.anns for item in self.items):
-            raise InputError(annotations, "no annotated nuclei to train on")
+            raise InputError(annotations, "has no annotated nuclei to train on")
+        for item in self.items:  # fail now, not at some iteration hours into training
+            shape = read_image(item.path).shape[:2]
+            if shape != (item.height, item.width):
+                raise InputError(
+                    item.path,
+                    f"image is {shape[0]}×{shape[1]} but {annotations.name} says "
+                    f"{item.height}×{item.width}",
+                )
 
     @classmethod
     def from_split(cls, folder: str | Path) -> NucleusDataset:
+        """A split folder: ``images/`` and ``annotations.json``."""
         folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(folder, "training folder not found")
+        if not (folder / "annotations.json").is_file():
+            raise InputError(
+                folder / "annotations.json", "file not found (expected a split folder)"
+            )
         return cls(folder / "images", folder / "annotations.json")
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def boxes_xywh(self) -> np.ndarray:
-        """Every annotation's box, for the pa module's median anchor size."""
-        boxes = [_xywh(a, it.height, it.width) for it in self.items for a in it.anns]
-        return np.asarray([b for b in boxes if b[2] >= 1 and b[3] >= 1], dtype=float).reshape(-1, 4)
+    def fingerprint(self) -> str:
+        """SHA-256 of the annotations file, so a resume can tell the data changed under it."""
+        return hashlib.sha256(self.annotations.read_bytes()).hexdigest()
 
-    def load(
-        self, index: int, flip_h: bool = False, flip_v: bool = False
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def boxes_xywh(self) -> np.ndarray:
+        """Every non-degenerate annotation box (COCO x, y, w, h): the pa module's anchor size."""
+        boxes = [_xywh(a, it.height, it.width) for it in self.items for a in it.anns]
+        arr = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        return arr[(arr[:, 2] >= 1) & (arr[:, 3] >= 1)]
+
+    def __getitem__(self, key: int | PlanEntry) -> tuple[Tensor, Target]:
+        index, flip_h, flip_v = (key, False, False) if isinstance(key, int) else key
+        return self.load(int(index), bool(flip_h), bool(flip_v))
+
+    def load(self, index: int, flip_h: bool = False, flip_v: bool = False) -> tuple[Tensor, Target]:
         item = self.items[index]
-        image = read_image(item.path)
-        if image.shape[:2] != (item.height, item.width):
-            raise InputError(
-                item.path,
-                f"image shape {image.shape[:2]} differs from its annotation's "
-                f"{(item.height, item.width)}",
-            )
-        masks = (
-            np.stack(
+        image = image_to_tensor(read_image(item.path))
+        if item.anns:
+            masks = np.stack(
                 [decode_segmentation(a["segmentation"], item.height, item.width) for a in item.anns]
             )
-            if item.anns
-            else np.zeros((0, item.height, item.width), bool)
-        )
-        keep = [k for k in range(len(masks)) if masks[k].any()]
-        masks = masks[keep]
-        tensor = image_to_tensor(image)
+            masks = masks[masks.any(axis=(1, 2))]
+        else:
+            masks = np.zeros((0, item.height, item.width), dtype=bool)
         if flip_h:
-            tensor, masks = tensor.flip(-1), masks[:, :, ::-1]
+            image, masks = image.flip(-1), masks[:, :, ::-1]
         if flip_v:
-            tensor, masks = tensor.flip(-2), masks[:, ::-1, :]
-        boxes = np.zeros((len(masks), 4), np.float32)
-        for k, m in enumerate(masks):
-            ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-            boxes[k] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
-        target = {
-            "boxes": torch.from_numpy(boxes),
+            image, masks = image.flip(-2), masks[:, ::-1, :]
+        masks = np.ascontiguousarray(masks, dtype=np.uint8)
+        return image, {
+            "boxes": torch.from_numpy(mask_boxes(masks)),
             "labels": torch.ones(len(masks), dtype=torch.int64),
-            "masks": torch.from_numpy(np.ascontiguousarray(masks).astype(np.uint8)),
+            "masks": torch.from_numpy(masks),
         }
-        return tensor, target
 
 
-def _xywh(ann: dict, height: int, width: int) -> list[float]:
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (float32 [N, 4], exclusive max) of non-empty masks [N, H, W]."""
+    boxes = np.zeros((len(masks), 4), dtype=np.float32)
+    for k, m in enumerate(masks):
+        ys = np.flatnonzero(m.any(axis=1))
+        xs = np.flatnonzero(m.any(axis=0))
+        boxes[k] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return boxes
+
+
+def _xywh(ann: dict[str, Any], height: int, width: int) -> list[float]:
     if "bbox" in ann:
         return [float(v) for v in ann["bbox"]]
-    mask = decode_segmentation(ann["segmentation"], height, width)
-    ys, xs = np.nonzero(mask)
-    return [
-        float(xs.min()),
-        float(ys.min()),
-        float(xs.max() - xs.min() + 1),
-        float(ys.max() - ys.min() + 1),
-    ]
+    ys, xs = np.nonzero(decode_segmentation(ann["segmentation"], height, width))
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]
+
+
+def open_dataset(data: str | Path | tuple[str | Path, str | Path]) -> NucleusDataset:
+    """A split folder (``images/`` + ``annotations.json``) or an (images folder, COCO file) pair."""
+    if isinstance(data, tuple | list):
+        images_dir, annotations = data
+        return NucleusDataset(images_dir, annotations)
+    return NucleusDataset.from_split(data)
 
 
 def batch_plan(
     n_images: int, batch_size: int, iteration: int, seed: int, flips: bool
-) -> list[tuple[int, bool, bool]]:
-    """(image index, flip horizontally, flip vertically) for each image of one global batch."""
+) -> list[PlanEntry]:
+    """The global batch of 0-based ``iteration``: (image, flip h, flip v) per image."""
+    draws = np.random.default_rng([seed, 1, iteration]).random((batch_size, 2)) < 0.5
     plan = []
-    flip_rng = np.random.default_rng([seed, 1, iteration])
-    draws = flip_rng.random((batch_size, 2)) < 0.5
     for k in range(batch_size):
-        position = iteration * batch_size + k
-        epoch, offset = divmod(position, n_images)
-        order = _epoch_order(n_images, seed, epoch)
-        plan.append((int(order[offset]), bool(flips and draws[k, 0]), bool(flips and draws[k, 1])))
+        epoch, offset = divmod(iteration * batch_size + k, n_images)
+        index = int(_epoch_order(n_images, seed, epoch)[offset])
+        plan.append((index, bool(flips and draws[k, 0]), bool(flips and draws[k, 1])))
     return plan
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _epoch_order(n_images: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, 0, epoch]).permutation(n_images)
+
+
+class InfiniteBatchSampler(Sampler[list[PlanEntry]]):
+    """This process's shard of every global batch from ``start`` (0-based) on, forever.
+
+    With ``world_size`` processes, process ``rank`` takes entries ``rank, rank + world_size, …``
+    of each global batch; ``batch_size`` must divide evenly so every process does equal work
+    and gradient averaging weighs every image alike.
+    """
+
+    def __init__(
+        self,
+        n_images: int,
+        batch_size: int,
+        seed: int,
+        flips: bool,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size % world_size:
+            raise ValueError(
+                f"batch size {batch_size} does not split evenly across {world_size} processes"
+            )
+        self.n_images, self.batch_size, self.seed, self.flips = n_images, batch_size, seed, flips
+        self.start, self.rank, self.world_size = start, rank, world_size
+
+    def __iter__(self) -> Iterator[list[PlanEntry]]:
+        iteration = self.start
+        while True:
+            plan = batch_plan(self.n_images, self.batch_size, iteration, self.seed, self.flips)
+            yield plan[self.rank :: self.world_size]
+            iteration += 1
+
+    def state_dict(self, next_iteration: int) -> dict[str, int]:
+        """All a checkpoint needs to continue this sequence: its seed and where it is."""
+        return {"seed": self.seed, "next_iteration": next_iteration}
+
+
+def collate(batch: list[tuple[Tensor, Target]]) -> tuple[list[Tensor], list[Target]]:
+    """Images stay a list: torchvision batches (pads) them itself."""
+    images, targets = zip(*batch, strict=True)
+    return list(images), list(targets)
