@@ -197,9 +197,19 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
     for key in ("table3", "table4"):
         spec = report.get(key)
         if spec:
+            if spec.get("dataset") not in datasets:
+                raise ConfigError(
+                    f"report.{key}.dataset", f"names missing dataset {spec.get('dataset')!r}"
+                )
             for model in [spec.get("ours"), *spec.get("compare", [])]:
                 if model not in models:
                     raise ConfigError(f"report.{key}", f"names missing model {model!r}")
+                if models[model].test != spec["dataset"]:
+                    raise ConfigError(
+                        f"report.{key}",
+                        f"model {model!r} is evaluated on {models[model].test!r}, not on the "
+                        f"table's dataset {spec['dataset']!r}",
+                    )
     return Plan(
         Path(config.get("results", "results")),
         int(config.get("seed", 0)),

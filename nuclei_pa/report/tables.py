@@ -37,6 +37,7 @@ def table1(
             )
         )
     df = pd.concat(rows, ignore_index=True)
+    df["iteration"] = df["iteration"].astype("Int64")
     return df[["model", "iteration", *TABLE1_COLUMNS]].rename(columns=TABLE1_COLUMNS)
 
 

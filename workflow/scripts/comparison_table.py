@@ -34,9 +34,13 @@ published = pd.read_csv(spec["published"]) if spec.get("published") else None
 table = per_image_comparison(per_image, "aji", groups, published)
 others = [c for c in table.columns if c not in ("image", "group", models[0])]
 tests = wilcoxon_table(table, models[0], others) if len(table) >= 2 else pd.DataFrame()
-footer = "Paired two-sided Wilcoxon signed-rank tests over test images:\n\n" + (
-    tests.to_markdown(index=False, floatfmt=".4g") if len(tests) else "(too few images)"
-)
+if not others:
+    note = "(no comparison methods configured)"
+elif len(tests):
+    note = tests.to_markdown(index=False, floatfmt=".4g")
+else:
+    note = "(too few test images for a test)"
+footer = "Paired two-sided Wilcoxon signed-rank tests over test images:\n\n" + note
 write_table(tests, snakemake.output.tests)
 write_table(
     add_group_means(table),

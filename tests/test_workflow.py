@@ -1,0 +1,144 @@
+"""The Snakemake workflow: configuration checks, the DAG, lint, and a whole tiny run."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nuclei_pa.experiments import ConfigError, build_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile")]
+
+
+def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def default_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_default_dag_has_every_stage():
+    out = snakemake("-n", "--cores", "2", "--quiet", "rules")
+    assert out.returncode == 0, out.stderr[-2000:]
+    for rule in (
+        "prepare_dataset",
+        "derive_trainset",
+        "train",
+        "evaluate_checkpoint",
+        "learning_curve",
+        "classical_reference",
+        "table1",
+        "figure4",
+        "table2",
+        "comparison_table",
+        "examples_figure",
+        "attention_figure",
+        "measure_model",
+    ):
+        assert rule in out.stdout, rule
+
+
+def test_lint_is_clean():
+    out = snakemake("--lint", "--cores", "1")
+    assert out.returncode == 0 and "good condition" in out.stdout + out.stderr, out.stdout[-2000:]
+
+
+def test_plan_resolves_the_papers_experiments():
+    plan = build_plan(default_config())
+    assert set(plan.models) >= {
+        "DH100-baseline",
+        "DH25crop-baseline",
+        "DH25-baseline",
+        "DH100-pa",
+        "DH25-pa",
+        "DH25crop-pa",
+        "Kumar25-pa",
+        "TNBC25-pa",
+    }
+    dh25 = plan.models["DH25-pa"]
+    assert dh25.variant == "pa" and dh25.model["backbone"] == "resnet18"
+    assert dh25.checkpoints == list(range(50, dh25.iterations + 1, 50))
+    assert plan.trainset_dir("DH25").name == "DH25" and plan.trainset_dir("DH100").name == "train"
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["models"]["DH25-pa"].update(trainset="DH12"), "models.DH25-pa.trainset"),
+        (lambda c: c["trainsets"]["DH25"].update(dataset="nope"), "trainsets.DH25.dataset"),
+        (lambda c: c["train"].update(checkpoint_every=70), "checkpoint_every"),
+        (lambda c: c["model"].update(fpn_width=64), "models.DH100-baseline.model"),
+        (lambda c: c["train"].update(iterations="many"), "models.DH100-baseline.train"),
+        (lambda c: c["report"].update(table1=["DH7-pa"]), "report.table1"),
+        (lambda c: c["report"]["table3"].update(compare=["DH25-pa"]), "report.table3"),
+    ],
+)
+def test_bad_plans_name_the_key(edit, key):
+    cfg = copy.deepcopy(default_config())
+    edit(cfg)
+    with pytest.raises(ConfigError) as err:
+        build_plan(cfg)
+    assert key in str(err.value)
+
+
+def test_schema_rejects_unknown_keys_and_wrong_types_before_any_job(tmp_path):
+    for edit, needle in [
+        (lambda c: c.update(sed=1), "'sed' was unexpected"),
+        (lambda c: c.update(seed="zero"), "['properties']['seed']"),
+        (lambda c: c["models"]["DH25-pa"].update(variant="fancy"), "['properties']['variant']"),
+    ]:
+        cfg = default_config()
+        edit(cfg)
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        out = snakemake("-n", "--configfile", str(path), "--cores", "1")
+        assert out.returncode != 0 and needle in out.stdout + out.stderr, out.stderr[-1500:]
+
+
+@pytest.mark.slow
+def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "config" / "test.yaml", work / "test.yaml")
+    out = snakemake(
+        "--configfile",
+        str(work / "test.yaml"),
+        "--config",
+        f"results={work / 'results'}",
+        "--cores",
+        "2",
+        "--quiet",
+        cwd=work,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    results = work / "results"
+    for name in ("table1", "table2", "table3", "table4"):
+        assert (results / "tables" / f"{name}.csv").stat().st_size > 0
+        assert (results / "tables" / f"{name}.md").read_text().startswith("## ")
+    for name in ("figure4.png", "figure4.pdf", "examples.png", "attention.png"):
+        assert (results / "figures" / name).stat().st_size > 1000
+    table1 = (results / "tables" / "table1.md").read_text()
+    assert "DH25-pa" in table1 and "Otsu + watershed" in table1
+    # a second invocation has nothing left to do
+    again = snakemake(
+        "--configfile",
+        str(work / "test.yaml"),
+        "--config",
+        f"results={work / 'results'}",
+        "-n",
+        "--cores",
+        "2",
+        cwd=work,
+    )
+    assert "Nothing to be done" in again.stdout + again.stderr
