@@ -61,6 +61,7 @@ class Model:
 @dataclass(frozen=True)
 class Plan:
     results: Path
+    resources: Path
     seed: int
     device: str
     datasets: dict[str, Dataset]
@@ -132,8 +133,19 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
     for name, d in _mapping(config.get("datasets", {}), "datasets").items():
         d = _mapping(d, f"datasets.{name}")
         kind = d.get("kind", "synth")
-        if kind != "synth":
-            raise ConfigError(f"datasets.{name}.kind", f"expected 'synth', got {kind!r}")
+        if kind not in ("synth", "download"):
+            raise ConfigError(
+                f"datasets.{name}.kind", f"expected 'synth' or 'download', got {kind!r}"
+            )
+        if kind == "download":
+            from nuclei_pa.data.sources import REGISTRY
+
+            src = d.get("download", {}).get("source")
+            if src not in REGISTRY:
+                raise ConfigError(
+                    f"datasets.{name}.download.source",
+                    f"expected one of {sorted(REGISTRY)}, got {src!r}",
+                )
         datasets[name] = Dataset(
             name,
             kind,
@@ -141,6 +153,12 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             dict(d.get("download", {})),
             {g: list(v) for g, v in d.get("groups", {}).items()},
         )
+    for name, d in datasets.items():
+        other = d.download.get("breast_split_with")
+        if other is not None and other not in datasets:
+            raise ConfigError(
+                f"datasets.{name}.download.breast_split_with", f"names missing dataset {other!r}"
+            )
     trainsets = {}
     for name, t in _mapping(config.get("trainsets", {}), "trainsets").items():
         t = _mapping(t, f"trainsets.{name}")
@@ -212,6 +230,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
                     )
     return Plan(
         Path(config.get("results", "results")),
+        Path(config.get("resources", "resources")),
         int(config.get("seed", 0)),
         str(config.get("device", "auto")),
         datasets,

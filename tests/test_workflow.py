@@ -142,3 +142,30 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
         cwd=work,
     )
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_paper_config_lists_the_whole_dag_without_any_data():
+    out = snakemake(
+        "-n",
+        "--configfile",
+        str(ROOT / "config" / "paper.yaml"),
+        "--cores",
+        "32",
+        "--resources",
+        "gpu=4",
+        "--quiet",
+        "rules",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    plan = build_plan(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    assert plan.models["DH25-pa"].model["backbone"] == "resnext101_64x4d"
+    assert (
+        plan.models["DH25-pa"].train["batch_size"] == 8
+        and plan.models["DH25-pa"].iterations == 1000
+    )
+    assert (
+        plan.models["Kumar25-pa"].iterations == 2000
+        and plan.models["Kumar25-pa"].train["batch_size"] == 4
+    )
+    assert len(plan.models["DH25-pa"].checkpoints) == 20
+    assert plan.datasets["tnbc"].download["breast_split_with"] == "kumar"

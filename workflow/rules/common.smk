@@ -21,6 +21,12 @@ def dataset_dir(name):
     return R("data", name)
 
 
+def combined_dataset_input(dataset):
+    """A dataset built from another one (the paper's TNBC + Kumar breast split) needs it first."""
+    other = PLAN.datasets[dataset].download.get("breast_split_with")
+    return [dataset_dir(other)] if other else []
+
+
 def trainset_input(trainset):
     """The folder Snakemake must build before training on ``trainset``."""
     ts = PLAN.trainsets[trainset]

@@ -2,15 +2,17 @@
 
 
 rule prepare_dataset:
+    input:
+        lambda wc: combined_dataset_input(wc.dataset),
     output:
         directory(R("data", "{dataset}")),
     log:
         R("logs", "data", "{dataset}.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     params:
         dataset=lambda wc: PLAN.datasets[wc.dataset],
         seed=PLAN.seed,
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/prepare_dataset.py"
 
@@ -22,10 +24,10 @@ rule derive_trainset:
         directory(R("trainsets", "{trainset}")),
     log:
         R("logs", "derive", "{trainset}.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     params:
         trainset=lambda wc: PLAN.trainsets[wc.trainset],
         seed=PLAN.seed,
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/derive_trainset.py"

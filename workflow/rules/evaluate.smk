@@ -10,6 +10,8 @@ rule evaluate_checkpoint:
         summary=R("eval", "{model}", "iter_{iteration}.summary.csv"),
     log:
         R("logs", "evaluate", "{model}", "iter_{iteration}.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     resources:
         gpu=1,
     params:
@@ -19,8 +21,6 @@ rule evaluate_checkpoint:
         test_dir=lambda wc: str(PLAN.test_dir(wc.model)),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/evaluate_checkpoint.py"
 
@@ -33,10 +33,10 @@ rule learning_curve:
         best=R("eval", "{model}", "best.json"),
     log:
         R("logs", "curve", "{model}.log"),
-    params:
-        iterations=lambda wc: PLAN.models[wc.model].checkpoints,
     conda:
         "../envs/nuclei-pa.yaml"
+    params:
+        iterations=lambda wc: PLAN.models[wc.model].checkpoints,
     script:
         "../scripts/learning_curve.py"
 
@@ -49,9 +49,9 @@ rule classical_reference:
         summary=R("eval", "classical", "{dataset}.summary.csv"),
     log:
         R("logs", "classical", "{dataset}.log"),
-    params:
-        test_dir=lambda wc: R("data", wc.dataset, "test"),
     conda:
         "../envs/nuclei-pa.yaml"
+    params:
+        test_dir=lambda wc: R("data", wc.dataset, "test"),
     script:
         "../scripts/classical_reference.py"

@@ -14,10 +14,10 @@ rule table1:
         md=R("tables", "table1.md"),
     log:
         R("logs", "report", "table1.log"),
-    params:
-        models=PLAN.report.get("table1", []),
     conda:
         "../envs/nuclei-pa.yaml"
+    params:
+        models=PLAN.report.get("table1", []),
     script:
         "../scripts/table1.py"
 
@@ -35,10 +35,10 @@ rule figure4:
         pdf=R("figures", "figure4.pdf"),
     log:
         R("logs", "report", "figure4.log"),
-    params:
-        models=PLAN.report.get("figure4", []),
     conda:
         "../envs/nuclei-pa.yaml"
+    params:
+        models=PLAN.report.get("figure4", []),
     script:
         "../scripts/figure4.py"
 
@@ -64,13 +64,13 @@ rule comparison_table:
         R("logs", "report", "{table}.log"),
     wildcard_constraints:
         table="table3|table4",
+    conda:
+        "../envs/nuclei-pa.yaml"
     params:
         spec=lambda wc: PLAN.report[wc.table],
         models=lambda wc: comparison_models(wc.table),
         groups=lambda wc: PLAN.datasets[PLAN.report[wc.table]["dataset"]].groups,
         eval_dir=R("eval"),
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/comparison_table.py"
 
@@ -84,6 +84,8 @@ rule measure_model:
         R("measure", "{model}.json"),
     log:
         R("logs", "measure", "{model}.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     resources:
         gpu=1,
     params:
@@ -91,8 +93,6 @@ rule measure_model:
         test_images=lambda wc: str(PLAN.test_dir(wc.model) / "images"),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/measure_model.py"
 
@@ -109,10 +109,10 @@ rule table2:
         md=R("tables", "table2.md"),
     log:
         R("logs", "report", "table2.log"),
-    params:
-        models=PLAN.report.get("table2", []),
     conda:
         "../envs/nuclei-pa.yaml"
+    params:
+        models=PLAN.report.get("table2", []),
     script:
         "../scripts/table2.py"
 
@@ -135,12 +135,12 @@ rule examples_figure:
         ),
     log:
         R("logs", "report", "examples.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     params:
         models=PLAN.report.get("figure4", []),
         test_dir=lambda wc: str(PLAN.test_dir(PLAN.report["figure4"][0])),
         device=PLAN.device,
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/examples_figure.py"
 
@@ -160,11 +160,11 @@ rule attention_figure:
         ),
     log:
         R("logs", "report", "attention.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     params:
         train_dir=lambda wc: str(
             PLAN.trainset_dir(PLAN.models[PLAN.report["attention"]].trainset)
         ),
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/attention_figure.py"

@@ -13,6 +13,8 @@ rule train:
         log=R("models", "{model}", "train_log.csv"),
     log:
         R("logs", "train", "{model}.log"),
+    conda:
+        "../envs/nuclei-pa.yaml"
     threads: 2
     resources:
         gpu=1,
@@ -22,7 +24,5 @@ rule train:
         state=R("models", "{model}", "state"),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
-    conda:
-        "../envs/nuclei-pa.yaml"
     script:
         "../scripts/train.py"

@@ -22,14 +22,12 @@ for model, curve_path in zip(models, snakemake.input.curves, strict=True):
     per_image[model] = pd.read_csv(Path(snakemake.params.eval_dir) / model / f"iter_{best:06d}.csv")
 coco = load_coco(Path(snakemake.input.dataset) / "test" / "annotations.json")
 style_group = {s: g for g, styles in snakemake.params.groups.items() for s in styles}
-groups = (
-    {
-        Path(i["file_name"]).stem: style_group.get(i.get("style", ""), "other")
-        for i in coco.images.values()
-    }
-    if style_group
-    else None
-)
+# Real Kumar images carry their group; synthetic ones a style (organ) the config maps to a group.
+groups = {
+    Path(i["file_name"]).stem: i.get("group") or style_group.get(i.get("style", ""), "other")
+    for i in coco.images.values()
+}
+groups = groups if style_group or any(i.get("group") for i in coco.images.values()) else None
 published = pd.read_csv(spec["published"]) if spec.get("published") else None
 table = per_image_comparison(per_image, "aji", groups, published)
 others = [c for c in table.columns if c not in ("image", "group", models[0])]
