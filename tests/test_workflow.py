@@ -130,6 +130,20 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
         assert (results / "figures" / name).stat().st_size > 1000
     table1 = (results / "tables" / "table1.md").read_text()
     assert "DH25-pa" in table1 and "Otsu + watershed" in table1
+    report = snakemake(
+        "--configfile",
+        str(work / "test.yaml"),
+        "--config",
+        f"results={work / 'results'}",
+        "--cores",
+        "1",
+        "--report",
+        str(work / "report.html"),
+        cwd=work,
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert "Tables" in html and "Figures" in html and "table1.csv" in html
     # a second invocation has nothing left to do
     again = snakemake(
         "--configfile",

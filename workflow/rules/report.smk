@@ -55,7 +55,7 @@ rule comparison_table:
     output:
         csv=report(
             R("tables", "{table}.csv"),
-            caption="../report/{table}.rst",
+            caption="../report/comparison_table.rst",
             category="Tables",
         ),
         md=R("tables", "{table}.md"),
