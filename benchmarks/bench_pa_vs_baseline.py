@@ -58,12 +58,25 @@ def main() -> None:
             iterations=args.iterations,
             batch_size=args.batch_size,
             lr=args.lr,
-            checkpoint_every=args.iterations,
+            checkpoint_every=max(1, args.iterations // args.evaluations),
             seed=args.seed,
             threads=args.threads,
         )
         final = train(partial, run, ModelConfig.preset("slim", variant=variant), cfg)
         log = pd.read_csv(run / "train_log.csv")
+        for ckpt in sorted(run.glob("ckpt_*.pt"))[:-1]:  # the learning curve before the end
+            predict_folder(
+                load_model(ckpt, "cpu"),
+                data / "test" / "images",
+                run / "pred_curve",
+                progress=False,
+            )
+            m = evaluate(data / "test", run / "pred_curve" / "labels").mean(numeric_only=True)
+            print(
+                f"{variant} {ckpt.stem}: mAP {m['map']:.3f}  recall@0.5 {m['recall_50']:.3f}  "
+                f"precision@0.5 {m['precision_50']:.3f}",
+                flush=True,
+            )
         model = load_model(final, "cpu")
         tic = time.perf_counter()
         predict_folder(model, data / "test" / "images", run / "pred", progress=False)
