@@ -23,6 +23,7 @@ import torch
 
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path
+from nuclei_pa.io.torchfile import load_torch_file
 from nuclei_pa.model import ModelConfig
 
 LAST = "last.pt"
@@ -82,13 +83,7 @@ def point_last(checkpoint: str | Path) -> Path:
 
 def load(path: str | Path) -> dict[str, Any]:
     """A checkpoint's contents on CPU; an unreadable file is an :class:`InputError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip, pickle and torch errors all mean "not a checkpoint"
-        raise InputError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    state = load_torch_file(path)
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(path, "not a nuclei-pa checkpoint (no 'model' entry)")
     return state

@@ -8,11 +8,10 @@ every 50 iterations.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Any
 
-from nuclei_pa.model.config import _type_ok
+from nuclei_pa.model.config import from_plain
 
 # Settings that change the training trajectory: a resumed run must use the same values.
 TRAJECTORY_KEYS = (
@@ -72,17 +71,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from plain data (YAML, a checkpoint), naming any unknown key or mistyped value."""
-        fields = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown train setting {unknown[0]!r}; known: {', '.join(fields)}")
-        hints = typing.get_type_hints(cls)
-        for key, value in data.items():
-            if not _type_ok(value, hints[key]):
-                raise ValueError(
-                    f"train setting {key!r} expects {hints[key].__name__}, got {value!r}"
-                )
-        return cls(**data)
+        return from_plain(cls, data, "train")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -28,6 +28,7 @@ from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_dir, write_json
 from nuclei_pa.io.coco import coco_document
 from nuclei_pa.io.images import list_images, read_image, write_tiff
+from nuclei_pa.io.torchfile import load_torch_file
 
 DEFAULTS: dict[str, Any] = {
     "score_threshold": 0.5,
@@ -47,14 +48,7 @@ def load_model(
     Every problem with the file becomes an :class:`InputError` naming it.
     """
     path = Path(checkpoint)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
-        raise InputError(
-            path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or "model_config" not in ckpt:
         raise InputError(path, "checkpoint has no 'model_config' (not written by nuclei-pa train?)")
     if "model" not in ckpt:

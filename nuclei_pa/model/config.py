@@ -95,20 +95,26 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from plain data (YAML, a checkpoint), naming any unknown key or mistyped value."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown model setting {unknown[0]!r}; known: {', '.join(known)}")
-        hints = typing.get_type_hints(cls)
-        for key, value in data.items():
-            if not _type_ok(value, hints[key]):
-                raise ValueError(
-                    f"model setting {key!r} expects {_type_name(hints[key])}, got {value!r}"
-                )
-        return cls(**data)
+        return from_plain(cls, data, "model")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def from_plain(cls: type, data: dict[str, Any], noun: str) -> Any:
+    """Instantiate dataclass ``cls`` from plain data, rejecting unknown keys and wrong types with
+    a message naming the ``noun`` setting; shared by every config class so errors read alike."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {noun} setting {unknown[0]!r}; known: {', '.join(known)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if not _type_ok(value, hints[key]):
+            raise ValueError(
+                f"{noun} setting {key!r} expects {_type_name(hints[key])}, got {value!r}"
+            )
+    return cls(**data)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -23,6 +23,7 @@ from torchvision.models import (
 from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
 
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.torchfile import load_torch_file
 
 IMAGENET = {
     "resnet18": ResNet18_Weights.IMAGENET1K_V1,
@@ -74,12 +75,7 @@ def coco_state_dict(backbone: str) -> dict[str, torch.Tensor]:
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The model state dict in a checkpoint file: a raw state dict or one under ``"model"``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "initial checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # zip, pickle and torch errors all mean "not a checkpoint"
-        raise InputError(path, f"not a loadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    ckpt = load_torch_file(path, "initial checkpoint")
     state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(path, "holds no state dict (expected one, or a dict with a 'model' key)")
