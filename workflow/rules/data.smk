@@ -8,6 +8,8 @@ rule prepare_dataset:
         directory(R("data", "{dataset}")),
     log:
         R("logs", "data", "{dataset}.log"),
+    benchmark:
+        R("benchmarks", "data", "{dataset}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
@@ -24,6 +26,8 @@ rule derive_trainset:
         directory(R("trainsets", "{trainset}")),
     log:
         R("logs", "derive", "{trainset}.log"),
+    benchmark:
+        R("benchmarks", "derive", "{trainset}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:

@@ -10,6 +10,8 @@ rule evaluate_checkpoint:
         summary=R("eval", "{model}", "iter_{iteration}.summary.csv"),
     log:
         R("logs", "evaluate", "{model}", "iter_{iteration}.log"),
+    benchmark:
+        R("benchmarks", "evaluate", "{model}", "iter_{iteration}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     resources:
@@ -33,6 +35,8 @@ rule learning_curve:
         best=R("eval", "{model}", "best.json"),
     log:
         R("logs", "curve", "{model}.log"),
+    benchmark:
+        R("benchmarks", "curve", "{model}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
@@ -49,6 +53,8 @@ rule classical_reference:
         summary=R("eval", "classical", "{dataset}.summary.csv"),
     log:
         R("logs", "classical", "{dataset}.log"),
+    benchmark:
+        R("benchmarks", "classical", "{dataset}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:

@@ -14,6 +14,8 @@ rule table1:
         md=R("tables", "table1.md"),
     log:
         R("logs", "report", "table1.log"),
+    benchmark:
+        R("benchmarks", "report", "table1.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
@@ -35,6 +37,8 @@ rule figure4:
         pdf=R("figures", "figure4.pdf"),
     log:
         R("logs", "report", "figure4.log"),
+    benchmark:
+        R("benchmarks", "report", "figure4.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
@@ -62,6 +66,8 @@ rule comparison_table:
         tests=R("tables", "{table}_wilcoxon.csv"),
     log:
         R("logs", "report", "{table}.log"),
+    benchmark:
+        R("benchmarks", "report", "{table}.tsv")
     wildcard_constraints:
         table="table3|table4",
     conda:
@@ -84,6 +90,8 @@ rule measure_model:
         R("measure", "{model}.json"),
     log:
         R("logs", "measure", "{model}.log"),
+    benchmark:
+        R("benchmarks", "measure", "{model}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     resources:
@@ -109,6 +117,8 @@ rule table2:
         md=R("tables", "table2.md"),
     log:
         R("logs", "report", "table2.log"),
+    benchmark:
+        R("benchmarks", "report", "table2.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
@@ -135,6 +145,8 @@ rule examples_figure:
         ),
     log:
         R("logs", "report", "examples.log"),
+    benchmark:
+        R("benchmarks", "report", "examples.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
@@ -160,6 +172,8 @@ rule attention_figure:
         ),
     log:
         R("logs", "report", "attention.log"),
+    benchmark:
+        R("benchmarks", "report", "attention.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:

@@ -13,6 +13,8 @@ rule train:
         log=R("models", "{model}", "train_log.csv"),
     log:
         R("logs", "train", "{model}.log"),
+    benchmark:
+        R("benchmarks", "train", "{model}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     threads: 2
