@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check workflow
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

@@ -77,3 +77,18 @@ def test_figure4_writes_png_and_pdf(tmp_path):
         reference={"classical": dict.fromkeys(METRICS, 0.2)},
     )
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+
+
+def test_examples_figure_png_and_pdf(tmp_path):
+    import numpy as np
+
+    from nuclei_pa.report.figures import examples_figure
+
+    truth = np.zeros((32, 32), np.int32)
+    truth[4:10, 4:10] = 1
+    truth[20:28, 18:26] = 2
+    paths = [tmp_path / "ex.png", tmp_path / "ex.pdf"]
+    examples_figure(
+        np.random.default_rng(0).random((32, 32)), truth, {"model": truth.copy()}, paths
+    )
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"

@@ -126,7 +126,14 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
     for name in ("table1", "table2", "table3", "table4"):
         assert (results / "tables" / f"{name}.csv").stat().st_size > 0
         assert (results / "tables" / f"{name}.md").read_text().startswith("## ")
-    for name in ("figure4.png", "figure4.pdf", "examples.png", "attention.png"):
+    for name in (
+        "figure4.png",
+        "figure4.pdf",
+        "examples.png",
+        "examples.pdf",
+        "attention.png",
+        "attention.pdf",
+    ):
         assert (results / "figures" / name).stat().st_size > 1000
     table1 = (results / "tables" / "table1.md").read_text()
     assert "DH25-pa" in table1 and "Otsu + watershed" in table1

@@ -51,9 +51,11 @@ def attention_map(model: NucleusRCNN, image: torch.Tensor, query_mask: np.ndarra
 
 
 def save_attention_figure(
-    image: np.ndarray, masks: np.ndarray, amap: np.ndarray, path: str | Path
+    image: np.ndarray, masks: np.ndarray, amap: np.ndarray, path: str | Path | list[str | Path]
 ) -> None:
-    """PNG: the image with the queried nuclei outlined in colour, beside the attention heat map.
+    """The image with the queried nuclei outlined in colour, beside the attention heat map.
+
+    Written as PNG or PDF by suffix; give several paths for several formats.
 
     ``masks`` is a label image [H, W] (0 = background) or a stack of binary masks [N, H, W].
     """
@@ -82,5 +84,6 @@ def save_attention_figure(
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    for target in [path] if isinstance(path, str | Path) else path:
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=120, format=Path(target).suffix.lstrip(".") or "png")

@@ -80,9 +80,9 @@ def final_outputs():
         out += [R("tables", "table1.csv"), R("tables", "table1.md")]
     if rep.get("figure4"):
         out += [R("figures", "figure4.png"), R("figures", "figure4.pdf")]
-        out += [R("figures", "examples.png")]
+        out += [R("figures", "examples.png"), R("figures", "examples.pdf")]
     if rep.get("attention"):
-        out += [R("figures", "attention.png")]
+        out += [R("figures", "attention.png"), R("figures", "attention.pdf")]
     if rep.get("table2"):
         out += [R("tables", "table2.csv"), R("tables", "table2.md")]
     for key in ("table3", "table4"):

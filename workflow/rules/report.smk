@@ -138,11 +138,12 @@ rule examples_figure:
             for m in PLAN.report.get("figure4", [])[:1]
         ],
     output:
-        report(
+        png=report(
             R("figures", "examples.png"),
             caption="../report/examples.rst",
             category="Figures",
         ),
+        pdf=R("figures", "examples.pdf"),
     log:
         R("logs", "report", "examples.log"),
     benchmark:
@@ -165,11 +166,12 @@ rule attention_figure:
             PLAN.models[PLAN.report["attention"]].trainset
         ),
     output:
-        report(
+        png=report(
             R("figures", "attention.png"),
             caption="../report/attention.rst",
             category="Figures",
         ),
+        pdf=R("figures", "attention.pdf"),
     log:
         R("logs", "report", "attention.log"),
     benchmark:

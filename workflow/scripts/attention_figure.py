@@ -16,4 +16,6 @@ best = int(best_checkpoint(pd.read_csv(snakemake.input.curve))["iteration"])
 model = load_model(Path(snakemake.input.checkpoints) / f"ckpt_{best:06d}.pt", "cpu")
 sample = next(s for s in read_split(snakemake.params.train_dir) if s.n_instances)
 amap = attention_map(model, image_to_tensor(sample.image), sample.labels > 0)
-save_attention_figure(sample.image, sample.labels, amap, snakemake.output[0])
+save_attention_figure(
+    sample.image, sample.labels, amap, [snakemake.output.png, snakemake.output.pdf]
+)

@@ -19,4 +19,6 @@ for (model, curve), folder in zip(
     best = int(best_checkpoint(curve)["iteration"])
     net = load_model(Path(folder) / f"ckpt_{best:06d}.pt", snakemake.params.device)
     predictions[model] = predict_image(net, sample.image)[0]
-examples_figure(sample.image, sample.labels, predictions, snakemake.output[0])
+examples_figure(
+    sample.image, sample.labels, predictions, [snakemake.output.png, snakemake.output.pdf]
+)
