@@ -62,7 +62,7 @@ def examples_figure(
     image: np.ndarray,
     truth: np.ndarray,
     predictions: Mapping[str, np.ndarray],
-    paths: list[str | Path],
+    paths: str | Path | list[str | Path],
 ) -> None:
     """One test image: ground truth and each model's prediction as outlines (paper Fig. 3/6)."""
     from skimage.segmentation import find_boundaries
@@ -78,7 +78,7 @@ def examples_figure(
         ax.set_title(f"{name}\n{len(np.unique(labels)) - 1} nuclei", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    for path in paths:
+    for path in [paths] if isinstance(paths, str | Path) else paths:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110)
     plt.close(fig)
