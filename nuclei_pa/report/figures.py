@@ -80,5 +80,5 @@ def examples_figure(
     fig.tight_layout()
     for path in [paths] if isinstance(paths, str | Path) else paths:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
