@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.images import load_raw
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
@@ -20,21 +20,7 @@ def load_image(path: str | Path) -> np.ndarray:
     grey or RGB only, and the alpha carries nothing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                arr = series.asarray()
-                if arr.ndim == 3 and series.axes.startswith("S") and arr.shape[0] in (3, 4):
-                    arr = np.moveaxis(arr, 0, -1)
-        else:
-            import skimage.io
-
-            arr = np.asarray(skimage.io.imread(path))
-    except Exception as exc:  # readers raise many types for corrupt or truncated files
-        raise InputError(path, f"unreadable image ({type(exc).__name__}: {exc})") from exc
+    arr = load_raw(path)
     if arr.ndim == 3 and arr.shape[-1] == 4:
         arr = arr[..., :3]
     if arr.ndim == 3 and arr.shape[-1] == 1:

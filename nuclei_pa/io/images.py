@@ -13,7 +13,9 @@ from nuclei_pa.io.atomic import atomic_path
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
-def _load_raw(path: Path) -> np.ndarray:
+def load_raw(path: str | Path) -> np.ndarray:
+    """The image array as stored (planar RGB made interleaved), without shape checks."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -39,7 +41,7 @@ def _load_raw(path: Path) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read a 2-D grey (H, W) or RGB (H, W, 3) image; reject stacks, RGBA and empty images."""
     path = Path(path)
-    arr = _load_raw(path)
+    arr = load_raw(path)
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3):
         pass
     elif arr.ndim == 3 and arr.shape[-1] == 4:
@@ -62,7 +64,7 @@ def read_labels(path: str | Path, shape: tuple[int, int] | None = None) -> np.nd
     ``shape`` is the (H, W) of the matching image; a mismatch is an error, not a silent crop.
     """
     path = Path(path)
-    arr = _load_raw(path)
+    arr = load_raw(path)
     if arr.ndim != 2:
         raise InputError(path, f"label image must be 2-D, got shape {arr.shape}")
     if np.issubdtype(arr.dtype, np.floating):
