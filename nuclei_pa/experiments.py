@@ -94,12 +94,7 @@ def _validated_model_settings(
     merged = {**base, **override}
     preset = merged.pop("preset", "slim")
     try:
-        cfg = ModelConfig.preset(preset)
-        data = {**cfg.to_dict(), **merged, "variant": variant} if hasattr(cfg, "to_dict") else None
-        if data is None:
-            import dataclasses
-
-            data = {**dataclasses.asdict(cfg), **merged, "variant": variant}
+        data = {**ModelConfig.preset(preset).to_dict(), **merged, "variant": variant}
         ModelConfig.from_dict(data)
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(key, str(exc)) from exc

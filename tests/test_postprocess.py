@@ -9,11 +9,11 @@ from scipy import ndimage
 from nuclei_pa.engine.postprocess import (
     Instance,
     dilate_labels,
-    encode_rle,
-    labels_to_coco,
     paste_instances,
 )
+from nuclei_pa.io.coco import encode_box_mask as encode_rle
 from nuclei_pa.io.coco import encode_mask, labels_to_annotations
+from nuclei_pa.io.coco import labels_to_annotations as labels_to_coco
 
 
 def square(y0: int, x0: int, size: int, score: float) -> Instance:

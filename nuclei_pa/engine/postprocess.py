@@ -22,10 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from scipy import ndimage
 
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -117,64 +115,3 @@ def dilate_labels(labels: np.ndarray, *, inplace: bool = False, strip: int = 256
         grown = np.where((block == 0) & (nearest != big), nearest, block)
         out[a:b] = grown[a - lo : a - lo + (b - a)]
     return out
-
-
-def encode_rle(mask: np.ndarray, y0: int, x0: int, height: int, width: int) -> dict[str, Any]:
-    """Compressed COCO RLE of a box-cropped mask placed at (y0, x0) in a height×width image.
-
-    Equal to pycocotools' encoding of the full-image mask, computed from the box alone (the
-    image-sized mask is never built).
-    """
-    mask = np.asarray(mask, dtype=bool)
-    h, w = mask.shape
-    padded = np.zeros((w, h + 2), dtype=np.int8)  # column-major order, one zero above and below
-    padded[:, 1:-1] = mask.T
-    step = np.diff(padded, axis=1)
-    start_col, start_row = np.nonzero(step == 1)
-    end_col, end_row = np.nonzero(step == -1)
-    starts = (x0 + start_col).astype(np.int64) * height + y0 + start_row
-    ends = (x0 + end_col).astype(np.int64) * height + y0 + end_row
-    if starts.size > 1:  # a run down to the image's last row continues at the next column's top
-        keep = ends[:-1] != starts[1:]
-        starts = np.concatenate([starts[:1], starts[1:][keep]])
-        ends = np.concatenate([ends[:-1][keep], ends[-1:]])
-    bounds = np.empty(2 * starts.size + 2, dtype=np.int64)
-    bounds[0], bounds[-1] = 0, height * width
-    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    counts = np.diff(bounds)
-    if counts.size > 1 and counts[-1] == 0:
-        counts = counts[:-1]
-    rle = mask_utils.frPyObjects(
-        {"size": [height, width], "counts": [int(c) for c in counts]}, height, width
-    )
-    return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
-
-
-def labels_to_coco(
-    labels: np.ndarray, image_id: int, first_id: int = 1, scores: dict[int, float] | None = None
-) -> list[dict[str, Any]]:
-    """COCO annotations (RLE) of a label image, one per label in ascending order.
-
-    The same output as :func:`nuclei_pa.io.coco.labels_to_annotations`, in time and memory
-    proportional to the instances' boxes rather than the image area times their number.
-    """
-    height, width = labels.shape
-    anns = []
-    for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        local = labels[sl] == lab
-        y0, x0 = sl[0].start, sl[1].start
-        ann = {
-            "id": first_id + len(anns),
-            "image_id": image_id,
-            "category_id": 1,
-            "segmentation": encode_rle(local, y0, x0, height, width),
-            "area": int(np.count_nonzero(local)),
-            "bbox": [int(x0), int(y0), int(sl[1].stop - x0), int(sl[0].stop - y0)],
-            "iscrowd": 0,
-        }
-        if scores is not None:
-            ann["score"] = float(scores[lab])
-        anns.append(ann)
-    return anns

@@ -19,14 +19,13 @@ import torch
 from nuclei_pa.engine.postprocess import (
     Instance,
     dilate_labels,
-    labels_to_coco,
     paste_instances,
 )
 from nuclei_pa.engine.tensors import image_to_tensor, resolve_device
 from nuclei_pa.engine.tiling import Tile, tile_grid
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_dir, write_json
-from nuclei_pa.io.coco import coco_document
+from nuclei_pa.io.coco import coco_document, labels_to_annotations
 from nuclei_pa.io.images import list_images, read_image, write_tiff
 from nuclei_pa.io.torchfile import load_torch_file
 
@@ -229,7 +228,7 @@ def predict_folder(
             coco_images.append(
                 {"id": image_id, "file_name": path.name, "height": height, "width": width}
             )
-            annotations += labels_to_coco(
+            annotations += labels_to_annotations(
                 labels, image_id, first_id=len(annotations) + 1, scores=scores
             )
             del labels

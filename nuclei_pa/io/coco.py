@@ -41,32 +41,64 @@ def decode_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def encode_box_mask(mask: np.ndarray, y0: int, x0: int, height: int, width: int) -> dict[str, Any]:
+    """Compressed COCO RLE of a box-cropped mask placed at (y0, x0) in a height×width image.
+
+    Equal to pycocotools' encoding of the full-image mask, computed from the box alone (the
+    image-sized mask is never built).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    padded = np.zeros((w, h + 2), dtype=np.int8)  # column-major order, one zero above and below
+    padded[:, 1:-1] = mask.T
+    step = np.diff(padded, axis=1)
+    start_col, start_row = np.nonzero(step == 1)
+    end_col, end_row = np.nonzero(step == -1)
+    starts = (x0 + start_col).astype(np.int64) * height + y0 + start_row
+    ends = (x0 + end_col).astype(np.int64) * height + y0 + end_row
+    if starts.size > 1:  # a run down to the image's last row continues at the next column's top
+        keep = ends[:-1] != starts[1:]
+        starts = np.concatenate([starts[:1], starts[1:][keep]])
+        ends = np.concatenate([ends[:-1][keep], ends[-1:]])
+    bounds = np.empty(2 * starts.size + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, height * width
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    counts = np.diff(bounds)
+    if counts.size > 1 and counts[-1] == 0:
+        counts = counts[:-1]
+    rle = mask_utils.frPyObjects(
+        {"size": [height, width], "counts": [int(c) for c in counts]}, height, width
+    )
+    return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
+
+
 def labels_to_annotations(
     labels: np.ndarray, image_id: int, first_id: int = 1, scores: dict[int, float] | None = None
 ) -> list[dict[str, Any]]:
-    """One COCO annotation per positive label, in ascending label order (deterministic ids)."""
+    """One COCO annotation (RLE) per positive label, in ascending label order (deterministic ids).
+
+    Time and memory grow with the instances' boxes, not with image area times their number.
+    """
     from scipy import ndimage
 
+    height, width = labels.shape
     anns = []
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    slices = ndimage.find_objects(labels) if ids.size else []
-    for k, lab in enumerate(ids):
-        sl = slices[lab - 1]
-        mask = np.zeros(labels.shape, dtype=bool)
-        mask[sl] = labels[sl] == lab
+    for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        local = labels[sl] == lab
         y0, x0 = sl[0].start, sl[1].start
         ann = {
-            "id": first_id + k,
+            "id": first_id + len(anns),
             "image_id": image_id,
             "category_id": 1,
-            "segmentation": encode_mask(mask),
-            "area": int(mask[sl].sum()),
+            "segmentation": encode_box_mask(local, y0, x0, height, width),
+            "area": int(np.count_nonzero(local)),
             "bbox": [int(x0), int(y0), int(sl[1].stop - x0), int(sl[0].stop - y0)],
             "iscrowd": 0,
         }
         if scores is not None:
-            ann["score"] = float(scores[int(lab)])
+            ann["score"] = float(scores[lab])
         anns.append(ann)
     return anns
 
