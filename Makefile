@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores 1 --report results/report.html
-	@echo "Tables: results/tables/*.md  Figures: results/figures/  Report: results/report.html"
+	@echo "Findings: results/findings.md  Tables: results/tables/*.md  Figures: results/figures/  Report: results/report.html"
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 
 clean-demo:
-	rm -rf results/data results/trainsets results/models results/eval results/tables results/figures results/measure results/logs results/report.html
+	rm -rf results/data results/trainsets results/models results/eval results/tables results/figures results/measure results/logs results/benchmarks results/findings.md results/findings.csv results/report.html

@@ -59,6 +59,16 @@ class Model:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """The annotation-fraction sweep: one model per (fraction, variant), named in ``models``."""
+
+    dataset: str
+    fractions: tuple[float, ...]
+    variants: tuple[str, ...]
+    models: dict[tuple[float, str], str]
+
+
+@dataclass(frozen=True)
 class Plan:
     results: Path
     resources: Path
@@ -68,13 +78,15 @@ class Plan:
     trainsets: dict[str, TrainSet]
     models: dict[str, Model]
     report: dict[str, Any]
+    seeds: tuple[int, ...] = (0,)
+    sweep: Sweep | None = None
 
-    def trainset_dir(self, name: str) -> Path:
-        """Where a training set lives: the raw train split, or its derived copy."""
+    def trainset_dir(self, name: str, seed: int) -> Path:
+        """Where a training set lives: the raw train split, or its derivation for ``seed``."""
         ts = self.trainsets[name]
         if ts.derive is None:
             return self.results / "data" / ts.dataset / "train"
-        return self.results / "trainsets" / name
+        return self.results / "trainsets" / name / f"seed{seed}"
 
     def test_dir(self, model: str) -> Path:
         return self.results / "data" / self.models[model].test / "test"
@@ -199,6 +211,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             f"models.{name}.train", base_train, m.get("train", {})
         )
         models[name] = Model(name, ts, variant, test, model_cfg, train_cfg)
+    sweep = _sweep(config.get("sweep"), datasets, trainsets, models, base_model, base_train)
     report = dict(_mapping(config.get("report", {}), "report"))
     for key in ("table1", "figure4"):
         for model in report.get(key, []):
@@ -223,13 +236,65 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
                         f"model {model!r} is evaluated on {models[model].test!r}, not on the "
                         f"table's dataset {spec['dataset']!r}",
                     )
+    for role, model in (report.get("findings") or {}).items():
+        if model not in models:
+            raise ConfigError(f"report.findings.{role}", f"names missing model {model!r}")
+    seed = int(config.get("seed", 0))
+    seeds = tuple(int(s) for s in config.get("seeds") or [seed])
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"repeats a seed: {list(seeds)}")
     return Plan(
         Path(config.get("results", "results")),
         Path(config.get("resources", "resources")),
-        int(config.get("seed", 0)),
+        seed,
         str(config.get("device", "auto")),
         datasets,
         trainsets,
         models,
         report,
+        seeds,
+        sweep,
     )
+
+
+def _sweep(
+    spec: Any,
+    datasets: Mapping[str, Dataset],
+    trainsets: dict[str, TrainSet],
+    models: dict[str, Model],
+    base_model: Mapping[str, Any],
+    base_train: Mapping[str, Any],
+) -> Sweep | None:
+    """Add the sweep's training sets and models to the plan (they train like any other)."""
+    if not spec:
+        return None
+    spec = _mapping(spec, "sweep")
+    dataset = spec.get("dataset")
+    if dataset not in datasets:
+        raise ConfigError("sweep.dataset", f"names missing dataset {dataset!r}")
+    fractions = tuple(float(f) for f in spec.get("fractions", (1.0, 0.75, 0.5, 0.25, 0.1)))
+    variants = tuple(spec.get("variants", ("baseline", "pa")))
+    named = {}
+    for fraction in fractions:
+        if not 0.0 < fraction <= 1.0:
+            raise ConfigError("sweep.fractions", f"expected numbers in (0, 1], got {fraction}")
+        ts = f"sweep_{dataset}_{round(fraction * 100):03d}"
+        if ts in trainsets:
+            raise ConfigError("sweep.fractions", f"{fraction} gives {ts!r} twice")
+        trainsets[ts] = TrainSet(ts, dataset, None if fraction == 1.0 else "remove", fraction)
+        for variant in variants:
+            if variant not in ("baseline", "pa"):
+                raise ConfigError("sweep.variants", f"expected 'baseline' or 'pa', got {variant!r}")
+            name = f"{ts}-{variant}"
+            models[name] = Model(
+                name,
+                ts,
+                variant,
+                dataset,
+                _validated_model_settings(
+                    "sweep.model", base_model, spec.get("model", {}), variant
+                ),
+                _validated_train_settings("sweep.train", base_train, spec.get("train", {})),
+            )
+            named[(fraction, variant)] = name
+    return Sweep(dataset, fractions, variants, named)

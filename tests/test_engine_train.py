@@ -128,6 +128,10 @@ def test_run_writes_checkpoints_log_and_a_predictable_model(data, tmp_path):
     state = torch.load(final, map_location="cpu", weights_only=True)  # plain types only
     assert state["iteration"] == 5 and state["sampler"] == {"seed": 0, "next_iteration": 5}
     assert {"model", "optimizer", "rng", "train_config", "trained_model_config"} <= set(state)
+    # older checkpoints keep the weights but not the optimiser: only the newest resumes
+    older = torch.load(out / "ckpt_000004.pt", map_location="cpu", weights_only=True)
+    assert "optimizer" not in older and older["iteration"] == 4 and "model" in older
+    assert (out / "ckpt_000004.pt").stat().st_size < 0.75 * final.stat().st_size
     assert {"python", "numpy", "torch"} <= set(state["rng"])
     assert state["train_config"] == quick(5, 2).to_dict()
     assert state["model"]["pa.steps"] == 5  # the pa module's step counter travels along

@@ -3,6 +3,7 @@ stitching, thresholds, COCO export and the ``nuclei-pa predict`` command line.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -192,6 +193,26 @@ def test_untrained_torchvision_maskrcnn_runs():
     )
     assert labels.shape == (64, 90) and labels.dtype == np.int32
     assert set(np.unique(labels)) - {0} == set(scores)
+
+
+def test_score_floor_inside_the_model_keeps_the_same_detections():
+    """Dropping sub-threshold boxes before the mask head (for speed) changes nothing kept."""
+    from nuclei_pa.model import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("slim", fpn_channels=16, representation_size=32)
+    model = build_model(dataclasses.replace(cfg, box_score_thresh=0.0)).eval()
+    x = image_to_tensor((np.random.default_rng(1).random((64, 64)) * 255).astype(np.uint8))
+    with torch.inference_mode():
+        raw = model([x])[0]
+        threshold = float(raw["scores"].median())  # about half the detections are above it
+        keep = raw["scores"] >= threshold
+        assert 0 < int(keep.sum()) < len(keep)
+        with engine._score_floor(model, threshold):
+            floored = model([x])[0]
+    assert model.roi_heads.score_thresh == 0.0  # restored afterwards
+    for key in ("scores", "boxes", "masks"):
+        torch.testing.assert_close(floored[key], raw[key][keep])
 
 
 def test_predict_folder_writes_labels_and_a_readable_coco(tiny_split, tmp_path):

@@ -37,12 +37,48 @@ def test_curve_and_best_checkpoint(tmp_path):
     assert curve["iteration"].tolist() == [50, 100, 150]
     best = best_checkpoint(curve)
     assert best["iteration"] == 100 and best["map"] == 0.6  # tie → earliest
-    body = collect_best({"m": curve})
+    body = collect_best({"m": [curve]})
     t1 = table1(body, reference={"Otsu+watershed": dict.fromkeys(METRICS, 0.3)})
     assert t1["model"].tolist() == ["m", "Otsu+watershed"]
     assert t1.loc[0, "mAP"] == 0.6 and t1.loc[1, "R@0.5"] == 0.3
     with pytest.raises(ValueError):
         best_checkpoint(curve.iloc[:0])
+
+
+def test_table1_over_seeds_gives_mean_and_spread():
+    def c(best_map, best_at):
+        rows = [{"iteration": it, **dict.fromkeys(METRICS, 0.1)} for it in (50, 100)]
+        rows[best_at]["map"] = best_map
+        rows[best_at]["aji"] = 0.5
+        return pd.DataFrame(rows)
+
+    t1 = table1(collect_best({"m": [c(0.4, 0), c(0.6, 1), c(0.5, 1)]}))
+    row = t1.iloc[0]
+    assert row["seeds"] == 3 and row["iteration"] == "50/100/100"
+    assert row["mAP"] == pytest.approx(0.5) and row["mAP sd"] == pytest.approx(0.1)
+    assert row["AJI"] == pytest.approx(0.5) and row["AJI sd"] == 0
+
+
+def test_sweep_table_and_figure(tmp_path):
+    from nuclei_pa.report.figures import sweep_figure
+    from nuclei_pa.report.tables import sweep_table
+
+    runs = [
+        {"fraction": f, "variant": v, "model": f"{v}{f}"}
+        for f in (1.0, 0.25)
+        for v in ("baseline", "pa")
+    ]
+    curves = {
+        r["model"]: [pd.DataFrame([{"iteration": 50, **dict.fromkeys(METRICS, r["fraction"] / 2)}])]
+        for r in runs
+    }
+    table = sweep_table(collect_best(curves), runs)
+    assert table["fraction"].tolist() == [1.0, 1.0, 0.25, 0.25]
+    assert table["variant"].tolist() == ["baseline", "pa", "baseline", "pa"]
+    assert table["mAP"].tolist() == [0.5, 0.5, 0.125, 0.125]
+    paths = [tmp_path / "s.png", tmp_path / "s.pdf"]
+    sweep_figure(table, paths)
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
 
 
 def test_per_image_comparison_with_groups_published_and_wilcoxon(tmp_path):
@@ -72,7 +108,7 @@ def test_figure4_writes_png_and_pdf(tmp_path):
     curve = pd.DataFrame({"iteration": [50, 100], **{m: [0.3, 0.5] for m in METRICS}})
     paths = [tmp_path / "fig4.png", tmp_path / "fig4.pdf"]
     figure4(
-        {"DH100-baseline": curve, "DH25-pa": curve},
+        {"DH100-baseline": curve, "DH25-pa": [curve, curve.assign(map=[0.4, 0.6])]},
         paths,
         reference={"classical": dict.fromkeys(METRICS, 0.2)},
     )

@@ -85,7 +85,7 @@ def test_slurm_profile_parses_without_local_gpu_cap():
 
 def test_slurm_profile_requests_a_gpu_for_every_gpu_rule():
     gpu_rules = _gpu_rules()
-    assert {"train", "evaluate_checkpoint"} <= gpu_rules
+    assert {"train", "evaluate"} <= gpu_rules
     set_resources = _load(SLURM_PROFILE)["set-resources"]
     for rule in gpu_rules:
         assert set_resources.get(rule, {}).get("gpu") == 1, rule

@@ -34,8 +34,7 @@ def test_default_dag_has_every_stage():
         "prepare_dataset",
         "derive_trainset",
         "train",
-        "evaluate_checkpoint",
-        "learning_curve",
+        "evaluate",
         "classical_reference",
         "table1",
         "figure4",
@@ -44,6 +43,7 @@ def test_default_dag_has_every_stage():
         "examples_figure",
         "attention_figure",
         "measure_model",
+        "findings",
     ):
         assert rule in out.stdout, rule
 
@@ -68,7 +68,23 @@ def test_plan_resolves_the_papers_experiments():
     dh25 = plan.models["DH25-pa"]
     assert dh25.variant == "pa" and dh25.model["backbone"] == "resnet18"
     assert dh25.checkpoints == list(range(50, dh25.iterations + 1, 50))
-    assert plan.trainset_dir("DH25").name == "DH25" and plan.trainset_dir("DH100").name == "train"
+    assert plan.trainset_dir("DH25", 3).parts[-2:] == ("DH25", "seed3")
+    assert plan.trainset_dir("DH100", 3).name == "train"  # nothing derived, nothing per seed
+    assert plan.seeds == (0,) and plan.sweep is None
+
+
+def test_seeds_and_sweep_expand_the_plan():
+    cfg = copy.deepcopy(default_config())
+    cfg["seeds"] = [0, 1, 2]
+    cfg["sweep"] = {"dataset": "dh", "fractions": [1.0, 0.5, 0.1]}
+    plan = build_plan(cfg)
+    assert plan.seeds == (0, 1, 2)
+    assert plan.sweep.models[(0.1, "pa")] == "sweep_dh_010-pa"
+    assert plan.trainsets["sweep_dh_100"].derive is None
+    assert plan.trainsets["sweep_dh_050"].fraction == 0.5
+    assert plan.models["sweep_dh_050-baseline"].variant == "baseline"
+    out = snakemake("-n", "--config", "seeds=[0,1,2]", "--cores", "2", "--quiet", "rules")
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -81,6 +97,9 @@ def test_plan_resolves_the_papers_experiments():
         (lambda c: c["train"].update(iterations="many"), "models.DH100-baseline.train"),
         (lambda c: c["report"].update(table1=["DH7-pa"]), "report.table1"),
         (lambda c: c["report"]["table3"].update(compare=["DH25-pa"]), "report.table3"),
+        (lambda c: c["report"]["findings"].update(partial_pa="DH9-pa"), "report.findings"),
+        (lambda c: c.update(sweep={"dataset": "nope"}), "sweep.dataset"),
+        (lambda c: c.update(sweep={"dataset": "dh", "fractions": [0.5, 2]}), "sweep.fractions"),
     ],
 )
 def test_bad_plans_name_the_key(edit, key):
@@ -137,6 +156,34 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
         assert (results / "figures" / name).stat().st_size > 1000
     table1 = (results / "tables" / "table1.md").read_text()
     assert "DH25-pa" in table1 and "Otsu + watershed" in table1
+    assert " sd" in table1  # two seeds: mean and spread
+    findings = (results / "findings.md").read_text()
+    assert findings.count("| PASS |") + findings.count("| FAIL |") == 6
+    assert (results / "findings.csv").read_text().count("\n") == 7
+    for seed in (0, 1):
+        assert (results / "eval" / "DH25-pa" / f"seed{seed}" / "curve.csv").is_file()
+        assert (results / "trainsets" / "DH25" / f"seed{seed}" / "annotations.json").is_file()
+    # the derivations differ between seeds: each keeps its own random quarter
+    a, b = (
+        (results / "trainsets" / "DH25" / f"seed{s}" / "annotations.json").read_text()
+        for s in (0, 1)
+    )
+    assert a != b
+    sweep = snakemake(
+        "sweep",
+        "--configfile",
+        str(work / "test.yaml"),
+        "--config",
+        f"results={work / 'results'}",
+        "--cores",
+        "2",
+        cwd=work,
+        timeout=900,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-4000:]
+    table = (results / "tables" / "sweep.csv").read_text().splitlines()
+    assert len(table) == 1 + 2 * 2 and table[0].startswith("fraction,variant,mAP")
+    assert (results / "figures" / "sweep.png").stat().st_size > 1000
     report = snakemake(
         "--configfile",
         str(work / "test.yaml"),

@@ -9,6 +9,7 @@ largest nucleus diameter.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,28 @@ def _tile_instances(
         yield Instance(tile.y0 + ya, tile.x0 + xa, local, float(scores[i]))
 
 
+@contextlib.contextmanager
+def _score_floor(model: torch.nn.Module, score_threshold: float) -> Iterator[None]:
+    """Drop detections under ``score_threshold`` inside the model, before its mask head.
+
+    They would be discarded afterwards anyway; pasting hundreds of low-score 28×28 masks back
+    to image size is most of the CPU inference time of an undertrained model. NMS only lets a
+    higher score suppress a lower one, so the detections kept are the same.
+    """
+    heads = getattr(model, "roi_heads", None)
+    before = getattr(heads, "score_thresh", None)
+    if before is None or score_threshold <= before:
+        yield
+        return
+    # torchvision keeps scores strictly above its threshold, we keep those at ours: the float32
+    # just below it keeps exactly the same set (scores are float32)
+    heads.score_thresh = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
+    try:
+        yield
+    finally:
+        heads.score_thresh = before
+
+
 def predict_image(
     model: torch.nn.Module,
     image: np.ndarray,
@@ -126,7 +149,7 @@ def predict_image(
     model.eval()
     instances: list[Instance] = []
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _score_floor(model, score_threshold):
             for tile in tiles:
                 x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1]).to(dev)
                 output = model([x])[0]

@@ -203,6 +203,8 @@ class _Run:
                 f"was trained on a different {self.dataset.annotations.name}; to fine-tune on new "
                 "annotations use --init with this checkpoint and a new output folder, or --restart",
             )
+        if "optimizer" not in state:
+            raise InputError(path, "holds no optimiser state, so training cannot resume from it")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         ckpt.set_rng_state(state["rng"])
@@ -300,6 +302,7 @@ class _Run:
         }
 
     def _save(self, iteration: int) -> None:
+        previous = [p for it, p in ckpt.list_checkpoints(self.out_dir).items() if it < iteration]
         path = ckpt.checkpoint_path(self.out_dir, iteration)
         ckpt.save(
             path,
@@ -318,6 +321,8 @@ class _Run:
             },
         )
         ckpt.point_last(path)
+        if previous:  # the one before is the only other holding an optimiser (see checkpoint)
+            ckpt.drop_optimizer(previous[-1])
 
 
 def _mismatch(path: Path, kind: str, key: str, old: Any, new: Any) -> InputError:

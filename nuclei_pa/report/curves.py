@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,24 +27,41 @@ def best_checkpoint(curve: pd.DataFrame, metric: str = "map") -> pd.Series:
     return curve[curve[metric] == best].sort_values("iteration").iloc[0]
 
 
-def collect_best(curves: Mapping[str, pd.DataFrame], metric: str = "map") -> pd.DataFrame:
-    """Table 1's body: each model's best checkpoint with every metric."""
+def collect_best(curves: Mapping[str, Sequence[pd.DataFrame]], metric: str = "map") -> pd.DataFrame:
+    """Table 1's body: each model's best checkpoint with every metric, one row per seed."""
     rows = []
-    for model, curve in curves.items():
-        best = best_checkpoint(curve, metric)
-        rows.append(
-            {
-                "model": model,
-                "iteration": int(best["iteration"]),
-                **{m: float(best[m]) for m in METRIC_COLUMNS},
-            }
-        )
+    for model, seed_curves in curves.items():
+        for seed, curve in enumerate(seed_curves):
+            best = best_checkpoint(curve, metric)
+            rows.append(
+                {
+                    "model": model,
+                    "seed": seed,
+                    "iteration": int(best["iteration"]),
+                    **{m: float(best[m]) for m in METRIC_COLUMNS},
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def read_curves(models: list[str], paths: list[str | Path]) -> dict[str, pd.DataFrame]:
-    """Learning-curve CSVs by model name, in the given order (the order of legends and rows)."""
-    return {m: pd.read_csv(p) for m, p in zip(models, paths, strict=True)}
+def read_curves(
+    models: Sequence[str], paths: Sequence[str | Path], n_seeds: int = 1
+) -> dict[str, list[pd.DataFrame]]:
+    """Learning-curve CSVs by model name, in the given order (the order of legends and rows).
+
+    ``paths`` holds ``n_seeds`` curves per model, model after model (the workflow's order).
+    """
+    if len(paths) != len(models) * n_seeds:
+        raise ValueError(f"expected {n_seeds} curve(s) for each of {len(models)} models")
+    return {
+        m: [pd.read_csv(p) for p in paths[k * n_seeds : (k + 1) * n_seeds]]
+        for k, m in enumerate(models)
+    }
+
+
+def first_seed(curves: Mapping[str, Sequence[pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """The first seed's curve of each model (figures that show one trained network)."""
+    return {m: c[0] for m, c in curves.items()}
 
 
 def read_reference(name: str, summary_paths: list[str | Path]) -> dict[str, dict[str, float]]:
@@ -52,3 +69,10 @@ def read_reference(name: str, summary_paths: list[str | Path]) -> dict[str, dict
     if not summary_paths:
         return {}
     return {name: pd.read_csv(summary_paths[0]).iloc[0].to_dict()}
+
+
+def mean_over_seeds(per_image: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per-image metrics averaged over seeds (each seed at its own best checkpoint)."""
+    if len(per_image) == 1:
+        return per_image[0]
+    return pd.concat(per_image).groupby("image", as_index=False, sort=False).mean(numeric_only=True)

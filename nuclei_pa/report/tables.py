@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from nuclei_pa.eval.stats import wilcoxon
@@ -26,19 +26,35 @@ def table1(
 ) -> pd.DataFrame:
     """Best mAP per model with the other metrics at that checkpoint (paper Table 1).
 
+    ``best`` has one row per model and seed (:func:`~nuclei_pa.report.curves.collect_best`).
+    With one seed a row is that checkpoint; with several, each metric is the mean over seeds,
+    followed by a ``<metric> sd`` column, and ``iteration`` lists each seed's best checkpoint.
     ``reference`` adds rows for non-trained methods (e.g. the classical Otsu + watershed) whose
     single evaluation stands in for a best checkpoint.
     """
-    rows = [best]
-    if reference:
-        rows.append(
-            pd.DataFrame(
-                [{"model": name, "iteration": np.nan, **vals} for name, vals in reference.items()]
-            )
-        )
-    df = pd.concat(rows, ignore_index=True)
-    df["iteration"] = df["iteration"].astype("Int64")
-    return df[["model", "iteration", *TABLE1_COLUMNS]].rename(columns=TABLE1_COLUMNS)
+    metrics = list(TABLE1_COLUMNS)
+    several = best.groupby("model")["seed"].nunique().max() > 1 if len(best) else False
+    rows = []
+    for model, group in best.groupby("model", sort=False):
+        if several:
+            row = {"model": model, "seeds": len(group)}
+            row["iteration"] = "/".join(str(int(i)) for i in group["iteration"])
+            for m in metrics:
+                row[m] = group[m].mean()
+                row[f"{m} sd"] = group[m].std(ddof=1) if len(group) > 1 else 0.0
+        else:
+            row = {"model": model, "iteration": int(group["iteration"].iloc[0])}
+            row.update({m: float(group[m].iloc[0]) for m in metrics})
+        rows.append(row)
+    for name, vals in (reference or {}).items():
+        rows.append({"model": name, **{m: vals[m] for m in metrics}})
+    df = pd.DataFrame(rows)
+    if not several:
+        df["iteration"] = df["iteration"].astype("Int64")
+    renames = {**TABLE1_COLUMNS, **{f"{k} sd": f"{v} sd" for k, v in TABLE1_COLUMNS.items()}}
+    order = ["model", *(["seeds"] if several else []), "iteration"]
+    order += [c for m in metrics for c in (m, f"{m} sd") if c in df.columns]
+    return df[order].rename(columns=renames)
 
 
 def table2(measurements: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
@@ -132,3 +148,26 @@ def write_table(
             text += "\n" + footer.rstrip() + "\n"
         with atomic_path(md_path) as tmp:
             tmp.write_text(text)
+
+
+def sweep_table(best: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Best mAP and AJI of each (fraction, variant) of the sweep, mean (and sd) over seeds.
+
+    ``best`` is :func:`~nuclei_pa.report.curves.collect_best` of the sweep's models; ``runs``
+    maps each model to its ``fraction`` and ``variant``.
+    """
+    rows = []
+    for run in runs:
+        group = best[best["model"] == run["model"]]
+        row = {"fraction": float(run["fraction"]), "variant": run["variant"]}
+        for key, label in (("map", "mAP"), ("aji", "AJI"), ("recall_50", "R@0.5")):
+            row[label] = group[key].mean()
+            if len(group) > 1:
+                row[f"{label} sd"] = group[key].std(ddof=1)
+        row["model"] = run["model"]
+        rows.append(row)
+    return (
+        pd.DataFrame(rows)
+        .sort_values(["fraction", "variant"], ascending=[False, True])
+        .reset_index(drop=True)
+    )

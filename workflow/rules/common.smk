@@ -1,4 +1,7 @@
 # Helpers shared by all rules (the resolved experiment plan and path builders).
+#
+# Every trained model is a run per replicate seed: models/{model}/seed{seed}/, evaluated into
+# eval/{model}/seed{seed}/. Tables, figures and findings gather the runs of every seed.
 
 from pathlib import Path
 
@@ -10,6 +13,9 @@ try:
     PLAN = build_plan(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
+
+SEEDS = list(PLAN.seeds)
+FIRST_SEED = SEEDS[0]
 
 
 def R(*parts):
@@ -27,23 +33,29 @@ def combined_dataset_input(dataset):
     return [dataset_dir(other)] if other else []
 
 
-def trainset_input(trainset):
-    """The folder Snakemake must build before training on ``trainset``."""
+def trainset_input(trainset, seed):
+    """The folder Snakemake must build before training on ``trainset`` with ``seed``."""
     ts = PLAN.trainsets[trainset]
-    return dataset_dir(ts.dataset) if ts.derive is None else R("trainsets", trainset)
+    return (
+        dataset_dir(ts.dataset)
+        if ts.derive is None
+        else R("trainsets", trainset, f"seed{seed}")
+    )
 
 
-def checkpoint_summaries(model):
-    return [
-        R("eval", model, f"iter_{it:06d}.summary.csv")
-        for it in PLAN.models[model].checkpoints
-    ]
+def run_dir(kind, model, seed=FIRST_SEED, *parts):
+    """models/… or eval/… of one model's run with one seed."""
+    return R(kind, model, f"seed{seed}", *parts)
 
 
-def checkpoint_evaluations(model):
-    return [
-        R("eval", model, f"iter_{it:06d}.csv") for it in PLAN.models[model].checkpoints
-    ]
+def curves(models):
+    """Learning curves of every seed of each model, model after model (scripts rely on it)."""
+    return [run_dir("eval", m, s, "curve.csv") for m in models for s in SEEDS]
+
+
+def evaluations(models):
+    """Per-checkpoint evaluation folders, in the order of :func:`curves`."""
+    return [run_dir("eval", m, s, "checkpoints") for m in models for s in SEEDS]
 
 
 def classical_summary():
@@ -54,7 +66,7 @@ def classical_summary():
 
 def final_checkpoint(model):
     it = PLAN.models[model].checkpoints[-1]
-    return R("models", model, "checkpoints", f"ckpt_{it:06d}.pt")
+    return run_dir("models", model, FIRST_SEED, "checkpoints", f"ckpt_{it:06d}.pt")
 
 
 def comparison_models(table):
@@ -63,14 +75,8 @@ def comparison_models(table):
     return [spec["ours"], *spec.get("compare", [])]
 
 
-def report_models():
-    rep = PLAN.report
-    names = list(rep.get("table1", [])) + list(rep.get("figure4", []))
-    names += list(rep.get("table2", []))
-    for key in ("table3", "table4"):
-        if rep.get(key):
-            names += [rep[key]["ours"], *rep[key].get("compare", [])]
-    return list(dict.fromkeys(names))
+def findings_models():
+    return list(PLAN.report["findings"].values()) if PLAN.report.get("findings") else []
 
 
 def final_outputs():
@@ -88,5 +94,17 @@ def final_outputs():
     for key in ("table3", "table4"):
         if rep.get(key):
             out += [R("tables", f"{key}.csv"), R("tables", f"{key}.md")]
-    out += [R("eval", m, "curve.csv") for m in PLAN.models]
+    if rep.get("findings"):
+        out += [R("findings.md"), R("findings.csv")]
+    sweep = {PLAN.sweep.models[k] for k in PLAN.sweep.models} if PLAN.sweep else set()
+    out += curves([m for m in PLAN.models if m not in sweep])
     return out
+
+
+def sweep_outputs():
+    return [
+        R("tables", "sweep.csv"),
+        R("tables", "sweep.md"),
+        R("figures", "sweep.png"),
+        R("figures", "sweep.pdf"),
+    ]

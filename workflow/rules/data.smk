@@ -23,15 +23,15 @@ rule derive_trainset:
     input:
         lambda wc: dataset_dir(PLAN.trainsets[wc.trainset].dataset),
     output:
-        directory(R("trainsets", "{trainset}")),
+        directory(R("trainsets", "{trainset}", "seed{seed}")),
     log:
-        R("logs", "derive", "{trainset}.log"),
+        R("logs", "derive", "{trainset}", "seed{seed}.log"),
     benchmark:
-        R("benchmarks", "derive", "{trainset}.tsv")
+        R("benchmarks", "derive", "{trainset}", "seed{seed}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     params:
         trainset=lambda wc: PLAN.trainsets[wc.trainset],
-        seed=PLAN.seed,
+        seed=lambda wc: int(wc.seed),
     script:
         "../scripts/derive_trainset.py"

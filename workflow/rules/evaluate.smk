@@ -1,48 +1,31 @@
-# Evaluation: every checkpoint of every model on the fully annotated test split, one job each.
+# Evaluation: every checkpoint of a run on the fully annotated test split, in one job per run
+# (the model and the test images are loaded once, not once per checkpoint), then its learning
+# curve and best checkpoint.
 
 
-rule evaluate_checkpoint:
+rule evaluate:
     input:
-        checkpoints=R("models", "{model}", "checkpoints"),
+        checkpoints=run_dir("models", "{model}", "{seed}", "checkpoints"),
         test=lambda wc: dataset_dir(PLAN.models[wc.model].test),
     output:
-        per_image=R("eval", "{model}", "iter_{iteration}.csv"),
-        summary=R("eval", "{model}", "iter_{iteration}.summary.csv"),
+        per_checkpoint=directory(run_dir("eval", "{model}", "{seed}", "checkpoints")),
+        curve=run_dir("eval", "{model}", "{seed}", "curve.csv"),
+        best=run_dir("eval", "{model}", "{seed}", "best.json"),
     log:
-        R("logs", "evaluate", "{model}", "iter_{iteration}.log"),
+        R("logs", "evaluate", "{model}", "seed{seed}.log"),
     benchmark:
-        R("benchmarks", "evaluate", "{model}", "iter_{iteration}.tsv")
+        R("benchmarks", "evaluate", "{model}", "seed{seed}.tsv")
     conda:
         "../envs/nuclei-pa.yaml"
     resources:
         gpu=1,
     params:
-        checkpoint=lambda wc: R(
-            "models", wc.model, "checkpoints", f"ckpt_{wc.iteration}.pt"
-        ),
+        iterations=lambda wc: PLAN.models[wc.model].checkpoints,
         test_dir=lambda wc: str(PLAN.test_dir(wc.model)),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
     script:
-        "../scripts/evaluate_checkpoint.py"
-
-
-rule learning_curve:
-    input:
-        lambda wc: checkpoint_summaries(wc.model),
-    output:
-        curve=R("eval", "{model}", "curve.csv"),
-        best=R("eval", "{model}", "best.json"),
-    log:
-        R("logs", "curve", "{model}.log"),
-    benchmark:
-        R("benchmarks", "curve", "{model}.tsv")
-    conda:
-        "../envs/nuclei-pa.yaml"
-    params:
-        iterations=lambda wc: PLAN.models[wc.model].checkpoints,
-    script:
-        "../scripts/learning_curve.py"
+        "../scripts/evaluate_run.py"
 
 
 rule classical_reference:

@@ -3,7 +3,7 @@
 
 rule table1:
     input:
-        curves=[R("eval", m, "curve.csv") for m in PLAN.report.get("table1", [])],
+        curves=curves(PLAN.report.get("table1", [])),
         classical=classical_summary(),
     output:
         csv=report(
@@ -20,13 +20,14 @@ rule table1:
         "../envs/nuclei-pa.yaml"
     params:
         models=PLAN.report.get("table1", []),
+        seeds=SEEDS,
     script:
         "../scripts/table1.py"
 
 
 rule figure4:
     input:
-        curves=[R("eval", m, "curve.csv") for m in PLAN.report.get("figure4", [])],
+        curves=curves(PLAN.report.get("figure4", [])),
         classical=classical_summary(),
     output:
         png=report(
@@ -43,18 +44,15 @@ rule figure4:
         "../envs/nuclei-pa.yaml"
     params:
         models=PLAN.report.get("figure4", []),
+        seeds=SEEDS,
     script:
         "../scripts/figure4.py"
 
 
 rule comparison_table:
     input:
-        curves=lambda wc: [
-            R("eval", m, "curve.csv") for m in comparison_models(wc.table)
-        ],
-        per_image=lambda wc: sum(
-            (checkpoint_evaluations(m) for m in comparison_models(wc.table)), []
-        ),
+        curves=lambda wc: curves(comparison_models(wc.table)),
+        evaluations=lambda wc: evaluations(comparison_models(wc.table)),
         dataset=lambda wc: dataset_dir(PLAN.report[wc.table]["dataset"]),
     output:
         csv=report(
@@ -76,15 +74,15 @@ rule comparison_table:
         spec=lambda wc: PLAN.report[wc.table],
         models=lambda wc: comparison_models(wc.table),
         groups=lambda wc: PLAN.datasets[PLAN.report[wc.table]["dataset"]].groups,
-        eval_dir=R("eval"),
+        seeds=SEEDS,
     script:
         "../scripts/comparison_table.py"
 
 
 rule measure_model:
     input:
-        checkpoints=R("models", "{model}", "checkpoints"),
-        log=R("models", "{model}", "train_log.csv"),
+        checkpoints=run_dir("models", "{model}", FIRST_SEED, "checkpoints"),
+        log=run_dir("models", "{model}", FIRST_SEED, "train_log.csv"),
         test=lambda wc: dataset_dir(PLAN.models[wc.model].test),
     output:
         R("measure", "{model}.json"),
@@ -129,9 +127,13 @@ rule table2:
 
 rule examples_figure:
     input:
-        curves=[R("eval", m, "curve.csv") for m in PLAN.report.get("figure4", [])],
+        curves=[
+            run_dir("eval", m, FIRST_SEED, "curve.csv")
+            for m in PLAN.report.get("figure4", [])
+        ],
         checkpoints=[
-            R("models", m, "checkpoints") for m in PLAN.report.get("figure4", [])
+            run_dir("models", m, FIRST_SEED, "checkpoints")
+            for m in PLAN.report.get("figure4", [])
         ],
         test=lambda wc: [
             dataset_dir(PLAN.models[m].test)
@@ -160,10 +162,14 @@ rule examples_figure:
 
 rule attention_figure:
     input:
-        curve=lambda wc: R("eval", PLAN.report["attention"], "curve.csv"),
-        checkpoints=lambda wc: R("models", PLAN.report["attention"], "checkpoints"),
+        curve=lambda wc: run_dir(
+            "eval", PLAN.report["attention"], FIRST_SEED, "curve.csv"
+        ),
+        checkpoints=lambda wc: run_dir(
+            "models", PLAN.report["attention"], FIRST_SEED, "checkpoints"
+        ),
         trainset=lambda wc: trainset_input(
-            PLAN.models[PLAN.report["attention"]].trainset
+            PLAN.models[PLAN.report["attention"]].trainset, FIRST_SEED
         ),
     output:
         png=report(
@@ -180,7 +186,61 @@ rule attention_figure:
         "../envs/nuclei-pa.yaml"
     params:
         train_dir=lambda wc: str(
-            PLAN.trainset_dir(PLAN.models[PLAN.report["attention"]].trainset)
+            PLAN.trainset_dir(
+                PLAN.models[PLAN.report["attention"]].trainset, FIRST_SEED
+            )
         ),
     script:
         "../scripts/attention_figure.py"
+
+
+rule findings:
+    input:
+        curves=curves(findings_models()),
+    output:
+        md=report(
+            R("findings.md"),
+            caption="../report/findings.rst",
+            category="Findings",
+        ),
+        csv=R("findings.csv"),
+    log:
+        R("logs", "report", "findings.log"),
+    benchmark:
+        R("benchmarks", "report", "findings.tsv")
+    conda:
+        "../envs/nuclei-pa.yaml"
+    params:
+        roles=PLAN.report.get("findings") or {},
+        seeds=SEEDS,
+    script:
+        "../scripts/findings.py"
+
+
+rule sweep_report:
+    input:
+        curves=curves(list(PLAN.sweep.models.values()) if PLAN.sweep else []),
+    output:
+        csv=R("tables", "sweep.csv"),
+        md=R("tables", "sweep.md"),
+        png=report(
+            R("figures", "sweep.png"),
+            caption="../report/sweep.rst",
+            category="Figures",
+        ),
+        pdf=R("figures", "sweep.pdf"),
+    log:
+        R("logs", "report", "sweep.log"),
+    benchmark:
+        R("benchmarks", "report", "sweep.tsv")
+    conda:
+        "../envs/nuclei-pa.yaml"
+    params:
+        runs=[
+            {"fraction": f, "variant": v, "model": m}
+            for (f, v), m in (PLAN.sweep.models.items() if PLAN.sweep else [])
+        ],
+        seeds=SEEDS,
+        dataset=PLAN.sweep.dataset if PLAN.sweep else None,
+    script:
+        "../scripts/sweep.py"

@@ -6,7 +6,7 @@ import pandas as pd
 
 from nuclei_pa.io.coco import load_coco
 from nuclei_pa.io.logs import redirect_output
-from nuclei_pa.report.curves import best_checkpoint
+from nuclei_pa.report.curves import best_checkpoint, mean_over_seeds, read_curves
 from nuclei_pa.report.tables import (
     add_group_means,
     per_image_comparison,
@@ -15,11 +15,21 @@ from nuclei_pa.report.tables import (
 )
 
 redirect_output(snakemake.log[0])
-spec, models = snakemake.params.spec, snakemake.params.models
-per_image = {}
-for model, curve_path in zip(models, snakemake.input.curves, strict=True):
-    best = int(best_checkpoint(pd.read_csv(curve_path))["iteration"])
-    per_image[model] = pd.read_csv(Path(snakemake.params.eval_dir) / model / f"iter_{best:06d}.csv")
+spec, models, seeds = snakemake.params.spec, snakemake.params.models, snakemake.params.seeds
+curves = read_curves(models, snakemake.input.curves, len(seeds))
+folders = iter(snakemake.input.evaluations)  # same order as the curves: model, then seed
+
+
+def best_per_image(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per-image metrics of one run at its best checkpoint (the next evaluation folder)."""
+    best = int(best_checkpoint(curve)["iteration"])
+    return pd.read_csv(Path(next(folders)) / f"iter_{best:06d}.csv")
+
+
+per_image = {
+    model: mean_over_seeds([best_per_image(c) for c in seed_curves])
+    for model, seed_curves in curves.items()
+}
 coco = load_coco(Path(snakemake.input.dataset) / "test" / "annotations.json")
 style_group = {s: g for g, styles in snakemake.params.groups.items() for s in styles}
 # Real Kumar images carry their group; synthetic ones a style (organ) the config maps to a group.

@@ -5,14 +5,14 @@ from pathlib import Path
 from nuclei_pa.engine.predict import load_model, predict_image
 from nuclei_pa.io.dataset import read_split
 from nuclei_pa.io.logs import redirect_output
-from nuclei_pa.report.curves import best_checkpoint, read_curves
+from nuclei_pa.report.curves import best_checkpoint, first_seed, read_curves
 from nuclei_pa.report.figures import examples_figure
 
 redirect_output(snakemake.log[0])
 sample = next(read_split(snakemake.params.test_dir))
 predictions = {}
 for (model, curve), folder in zip(
-    read_curves(snakemake.params.models, snakemake.input.curves).items(),
+    first_seed(read_curves(snakemake.params.models, snakemake.input.curves)).items(),
     snakemake.input.checkpoints,
     strict=True,
 ):

@@ -5,6 +5,6 @@ from nuclei_pa.report.curves import read_curves, read_reference
 from nuclei_pa.report.figures import figure4
 
 redirect_output(snakemake.log[0])
-curves = read_curves(snakemake.params.models, snakemake.input.curves)
+curves = read_curves(snakemake.params.models, snakemake.input.curves, len(snakemake.params.seeds))
 reference = read_reference("Otsu + watershed", snakemake.input.classical)
 figure4(curves, [snakemake.output.png, snakemake.output.pdf], reference)

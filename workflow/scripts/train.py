@@ -13,7 +13,14 @@ from nuclei_pa.model import ModelConfig
 redirect_output(snakemake.log[0])
 spec = snakemake.params.model
 model_cfg = ModelConfig.from_dict(spec.model)
-train_cfg = TrainConfig.from_dict({**spec.train, "device": snakemake.params.device})
+train_cfg = TrainConfig.from_dict(
+    {
+        **spec.train,
+        "seed": snakemake.params.seed,
+        "device": snakemake.params.device,
+        "threads": snakemake.threads,
+    }
+)
 state = Path(snakemake.params.state)
 with claim_gpu(snakemake.params.gpu_locks):
     train(snakemake.params.train_dir, state, model_cfg, train_cfg, resume=True)
