@@ -14,7 +14,7 @@ from nuclei_pa import __version__
 from nuclei_pa.errors import InputError
 
 # Order is the order shown in --help.
-COMMANDS = ("synth", "derive", "classical", "evaluate", "train", "predict")
+COMMANDS = ("synth", "derive", "classical", "evaluate", "train", "predict", "annotate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -290,3 +290,15 @@ def test_train_model_returns_the_model_it_saved(data, tmp_path):
     result = train_model(data, tmp_path / "m", tiny_model("baseline"), quick(1, 1), progress=False)
     assert result.iteration == 1
     assert_bitwise_equal(result.model.state_dict(), weights(result.checkpoint))
+
+
+def test_fine_tuning_from_a_scratch_checkpoint_keeps_its_group_norm(data, tmp_path):
+    """A model trained from scratch (group norm) fine-tuned with init=<checkpoint> must rebuild
+    with group norm too, or its checkpoint would not load."""
+    from nuclei_pa.engine.predict import load_model
+
+    first = train(data, tmp_path / "a", tiny_model(), quick(1, 1), progress=False)
+    tuned = train(data, tmp_path / "b", tiny_model(init=str(first)), quick(1, 1), progress=False)
+    state = torch.load(tuned, map_location="cpu", weights_only=True)
+    assert state["model_config"]["norm"] == "gn" and state["model_config"]["init"] == "none"
+    load_model(tuned, "cpu")  # rebuilds and loads every weight

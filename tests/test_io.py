@@ -174,3 +174,19 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
         raise RuntimeError("boom")
     assert sorted(p.name for p in target.iterdir()) == ["a"]
     assert [p.name for p in tmp_path.iterdir()] == ["split"]
+
+
+def test_atomic_outputs_get_the_umask_mode_not_the_private_temporary_one(tmp_path):
+    import os
+
+    from nuclei_pa.io.atomic import atomic_dir, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nuclei_pa.commands.options import add_detection_thresholds
 from nuclei_pa.errors import InputError
 
 # Kept literal (not imported from the engine) so `nuclei-pa --help` does not import torch;
@@ -48,25 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="output folder (gets labels/ and predictions.json)",
     )
-    p.add_argument(
-        "--score-threshold",
-        type=float,
-        default=DEFAULTS["score_threshold"],
-        help="keep detections with score ≥ this (default %(default)s)",
-    )
-    p.add_argument(
-        "--mask-threshold",
-        type=float,
-        default=DEFAULTS["mask_threshold"],
-        help="a pixel belongs to a detection when its mask probability is > this "
-        "(default %(default)s)",
-    )
-    p.add_argument(
-        "--min-area",
-        type=int,
-        default=DEFAULTS["min_area"],
-        help="drop a nucleus left with fewer pixels than this after overlaps are resolved "
-        "(default %(default)s)",
+    add_detection_thresholds(
+        p,
+        DEFAULTS,
+        "keep detections with score ≥ this",
+        "drop a nucleus left with fewer pixels than this after overlaps are resolved",
     )
     p.add_argument(
         "--no-dilate",

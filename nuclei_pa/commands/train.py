@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nuclei_pa.commands.options import add_architecture_options
 from nuclei_pa.errors import InputError
 
 if TYPE_CHECKING:  # kept out of the import path: `nuclei-pa --help` must not import torch
@@ -77,21 +78,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=["baseline", "pa"],
         help="pa: Mask R-CNN with the partial-annotation module (default); baseline: plain",
     )
-    g.add_argument(
-        "--preset",
-        choices=["slim", "paper"],
-        help="slim: ResNet-18 FPN with narrow heads, trains on a laptop CPU (default); paper: "
+    add_architecture_options(
+        g,
+        "slim: ResNet-18 FPN with narrow heads, trains on a laptop CPU (default); paper: "
         "ResNeXt-101 64x4d FPN from ImageNet weights, as in the paper (GPU)",
-    )
-    g.add_argument(
-        "--backbone",
-        choices=["resnet18", "resnet34", "resnet50", "resnet101", "resnext101_64x4d"],
-        help="ResNet backbone under the FPN (default: the preset's)",
-    )
-    g.add_argument(
-        "--init",
-        metavar="WEIGHTS",
-        help="initial weights: none (random), imagenet (backbone), coco (torchvision's COCO Mask "
+        "initial weights: none (random), imagenet (backbone), coco (torchvision's COCO Mask "
         "R-CNN, resnet50 only) or a checkpoint file to fine-tune from (default: the preset's)",
     )
     g = p.add_argument_group("training")

@@ -104,10 +104,9 @@ def rebuild_config(cfg: ModelConfig) -> ModelConfig:
     ``norm: auto`` depends on ``init`` (group norm from scratch, frozen batch norm when
     pretrained), so it is resolved before ``init`` becomes ``none``.
     """
-    norm = cfg.norm
-    if norm == "auto":
-        norm = "gn" if cfg.init == "none" else "frozen_bn"
-    return dataclasses.replace(cfg, init="none", norm=norm)
+    from nuclei_pa.model.build import resolve_norm  # a checkpoint init keeps its own norm
+
+    return dataclasses.replace(cfg, init="none", norm=resolve_norm(cfg))
 
 
 def rng_state() -> dict[str, Any]:
