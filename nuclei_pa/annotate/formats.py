@@ -15,7 +15,6 @@ nucleus is never swallowed by a large neighbour.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 import warnings
@@ -32,6 +31,7 @@ from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path, write_json
 from nuclei_pa.io.coco import coco_document, labels_to_annotations, load_coco
 from nuclei_pa.io.images import read_labels, write_tiff
+from nuclei_pa.io.jsonfile import read_json
 
 __all__ = [
     "SOURCES",
@@ -123,7 +123,7 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".geojson":
         return "geojson"
     if suffix == ".json":
-        data = _load_json(path)
+        data = read_json(path)
         if isinstance(data, dict) and "images" in data:
             return "coco"
         if _looks_geojson(data):
@@ -271,15 +271,6 @@ def _warn_skipped(path: Path, skipped: list[str]) -> None:
             f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}",
             stacklevel=3,
         )
-
-
-def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,7 +525,7 @@ def _measurement(props: dict[str, Any], key: str) -> Any:
 
 
 def _read_geojson(path: Path, shape: tuple[int, int]) -> Annotation:
-    data = _load_json(path)
+    data = read_json(path)
     if not _looks_geojson(data):
         raise InputError(path, "not GeoJSON: expected a FeatureCollection or a list of Features")
     shapes: list[_Shape | None] = []

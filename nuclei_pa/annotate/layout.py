@@ -26,7 +26,6 @@ restore, pixel for pixel, every instance the user left untouched in a spline for
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from nuclei_pa.io.coco import (
     labels_to_annotations,
     load_coco,
 )
+from nuclei_pa.io.jsonfile import read_json
 
 ROUND_FILE = "round.json"
 DONE_FILE = "DONE"
@@ -113,10 +113,7 @@ def read_round_record(folder: Path) -> dict[str, Any]:
     path = folder / ROUND_FILE
     if not path.is_file():
         raise InputError(folder, "not a complete annotation round (no round.json)")
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from exc
+    record = read_json(path)
     for key in ("round", "images", "files", "checkpoint", "counts"):
         if key not in record:
             raise InputError(path, f"lacks '{key}' (written by another version?)")

@@ -14,7 +14,6 @@ missing images and size mismatches are errors. Overlaps resolve as everywhere in
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from nuclei_pa.data.convert_common import load_image, single_channel
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import annotations_to_labels, decode_segmentation
 from nuclei_pa.io.dataset import Sample
+from nuclei_pa.io.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,7 @@ ValMode = Literal["separate", "train", "drop"]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from exc
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise InputError(path, "not a COCO instances file (no 'images' list)")
     return data

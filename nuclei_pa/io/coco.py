@@ -6,7 +6,6 @@ metrics consume. Both directions live here so every module converts the same way
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.jsonfile import read_json
 
 NUCLEUS_CATEGORY = {"id": 1, "name": "nucleus", "supercategory": "cell"}
 
@@ -169,12 +169,7 @@ def load_coco(path: str | Path, images_dir: str | Path | None = None) -> CocoInd
     when ``images_dir`` is given, that every listed image file exists.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not valid JSON ({exc})") from exc
+    data = read_json(path)
     if isinstance(data, list):  # a bare results list: wrap it, images unknown
         raise InputError(
             path, "a COCO results list needs its dataset file; pass the full COCO file"
