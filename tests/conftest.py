@@ -16,6 +16,16 @@ def disk_labels(shape: tuple[int, int], centres: list[tuple[int, int]], radius: 
     return labels
 
 
+# The slim preset with even narrower heads: the same code paths, a fraction of the time.
+TINY = {
+    "fpn_channels": 16,
+    "representation_size": 32,
+    "mask_head_channels": 8,
+    "center_head_channels": 8,
+    "attention_channels": 8,
+}
+
+
 def grid_sample(name: str, n_side: int = 4, size: int = 64, radius: int = 5) -> Sample:
     step = size // n_side
     centres = [

@@ -37,15 +37,8 @@ from nuclei_pa.engine import predict as engine_predict
 from nuclei_pa.io.dataset import write_split
 from nuclei_pa.io.images import read_labels, write_tiff
 from nuclei_pa.model import ModelConfig
-from tests.conftest import grid_sample
+from tests.conftest import TINY, grid_sample
 
-TINY = {
-    "fpn_channels": 16,
-    "representation_size": 32,
-    "mask_head_channels": 8,
-    "center_head_channels": 8,
-    "attention_channels": 8,
-}
 TRAIN = ["--iterations", "4", "--batch-size", "2", "--workers", "0", "--threads", "1"]
 CORNER = (slice(0, 3), slice(0, 5))  # background in both images: the false nucleus
 MANUAL = (slice(0, 3), slice(20, 27))  # background in img1: the region outlined in round 2

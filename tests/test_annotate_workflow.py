@@ -15,17 +15,10 @@ import pytest
 import yaml
 
 from nuclei_pa.io.dataset import write_split
-from tests.conftest import grid_sample
+from tests.conftest import TINY, grid_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "workflow" / "rules"
-TINY = {
-    "fpn_channels": 16,
-    "representation_size": 32,
-    "mask_head_channels": 8,
-    "center_head_channels": 8,
-    "attention_channels": 8,
-}
 
 
 def run_snakemake(tmp_path: Path, annotate: dict, *args: str) -> subprocess.CompletedProcess:

@@ -9,14 +9,8 @@ import torch
 from nuclei_pa.model import ModelConfig, build_model, count_parameters
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.visualize import attention_map, save_attention_figure
+from tests.conftest import TINY
 
-TINY = {
-    "fpn_channels": 16,
-    "representation_size": 32,
-    "mask_head_channels": 8,
-    "center_head_channels": 8,
-    "attention_channels": 8,
-}
 MASK_RCNN_LOSSES = {
     "loss_objectness",
     "loss_rpn_box_reg",
