@@ -14,7 +14,8 @@ from nuclei_pa import __version__
 from nuclei_pa.errors import InputError
 
 # Order is the order shown in --help.
-COMMANDS = ("synth", "derive", "classical", "evaluate", "train", "predict", "annotate")
+COMMANDS = ("synth", "import", "derive", "classical", "evaluate", "train", "predict", "annotate")
+MODULES = {"import": "importer"}  # a command whose module cannot carry its name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,10 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nuclei-pa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
+        module_name = f"nuclei_pa.commands.{MODULES.get(name, name)}"
         try:
-            module = importlib.import_module(f"nuclei_pa.commands.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"nuclei_pa.commands.{name}":
+            if exc.name == module_name:
                 continue  # command not built yet in this checkout
             raise
         module.add_parser(sub)

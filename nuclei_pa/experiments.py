@@ -13,21 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nuclei_pa.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A workflow configuration problem; the message starts with the offending key."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        self.key = key
-        super().__init__(f"config key '{key}': {problem}")
+__all__ = ["ConfigError", "Dataset", "Model", "Plan", "Sweep", "TrainSet", "build_plan"]
 
 
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    kind: str  # "synth" | "download"
+    kind: str  # "synth" | "download" | "folder"
     synth: dict[str, Any] = field(default_factory=dict)
     download: dict[str, Any] = field(default_factory=dict)
+    folder: dict[str, Any] = field(default_factory=dict)  # a nuclei_pa.data.folder.FolderSpec
     groups: dict[str, list[str]] = field(default_factory=dict)  # group → styles/images
 
 
@@ -92,6 +89,26 @@ class Plan:
         return self.results / "data" / self.models[model].test / "test"
 
 
+DATASET_KINDS = ("synth", "download", "folder")
+
+
+def _check_folder(name: str, spec: Any) -> None:
+    """A folder dataset must name its files and split them into training and test images now,
+    before any job runs: files are listed and the split resolved (no pixel is read)."""
+    from nuclei_pa.data.folder import FolderSpec, plan_folder
+    from nuclei_pa.errors import InputError
+
+    key = f"datasets.{name}.folder"
+    if spec is None:
+        raise ConfigError(key, "required for kind 'folder' (images, annotations, test)")
+    try:
+        plan_folder(FolderSpec.from_config(_mapping(spec, key)))
+    except ConfigError as exc:
+        raise ConfigError(f"{key}.{exc.key}", exc.problem) from exc
+    except InputError as exc:
+        raise ConfigError(key, str(exc)) from exc
+
+
 def _mapping(value: Any, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
@@ -140,10 +157,12 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
     for name, d in _mapping(config.get("datasets", {}), "datasets").items():
         d = _mapping(d, f"datasets.{name}")
         kind = d.get("kind", "synth")
-        if kind not in ("synth", "download"):
+        if kind not in DATASET_KINDS:
             raise ConfigError(
-                f"datasets.{name}.kind", f"expected 'synth' or 'download', got {kind!r}"
+                f"datasets.{name}.kind", f"expected one of {', '.join(DATASET_KINDS)}, got {kind!r}"
             )
+        if kind == "folder":
+            _check_folder(name, d.get("folder"))
         if kind == "download":
             from nuclei_pa.data.sources import REGISTRY
 
@@ -159,6 +178,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             dict(d.get("synth", {})),
             dict(d.get("download", {})),
             {g: list(v) for g, v in d.get("groups", {}).items()},
+            dict(d.get("folder") or {}),
         )
     for name, d in datasets.items():
         other = d.download.get("breast_split_with")

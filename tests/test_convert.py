@@ -14,13 +14,13 @@ from nuclei_pa.data.convert import (
     KUMAR_IMAGES,
     coco_to_samples,
     convert,
-    kumar_xml_to_labels,
     tnbc_breast_split,
     tnbc_mask_to_labels,
 )
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import encode_mask
 from nuclei_pa.io.dataset import read_split
+from nuclei_pa.io.imagescope import read_imagescope
 
 # ---------------------------------------------------------------------------------------------
 # fixture writers
@@ -152,7 +152,9 @@ def test_kumar_rasterisation_rules(tmp_path):
     ]
     xml = tmp_path / "TCGA-XX-0000-01Z-00-DX1.xml"
     xml.write_text(imagescope_xml(regions))
-    labels = kumar_xml_to_labels(xml, (40, 40, 3))
+    with pytest.raises(InputError, match="region 4 has all its vertices on one line"):
+        read_imagescope(xml, (40, 40, 3))
+    labels = read_imagescope(xml, (40, 40, 3), invalid="skip")
     assert labels.shape == (40, 40) and labels.dtype == np.int32
     assert labels.max() == 6
     assert (labels == 1).sum() == 36
@@ -168,15 +170,15 @@ def test_kumar_xml_errors(tmp_path):
     bad = tmp_path / "bad.xml"
     bad.write_text("<Annotations><Region><Vertices><Vertex X='1'/></Vertices>")
     with pytest.raises(InputError, match=r"bad.xml.*XML"):
-        kumar_xml_to_labels(bad, (10, 10))
+        read_imagescope(bad, (10, 10))
     bad.write_text(
         "<Annotations><Region><Vertices><Vertex X='1' Y='a'/></Vertices></Region></Annotations>"
     )  # fmt: skip
     with pytest.raises(InputError, match="numeric X and Y"):
-        kumar_xml_to_labels(bad, (10, 10))
+        read_imagescope(bad, (10, 10))
     bad.write_text("<svg/>")
     with pytest.raises(InputError, match="<svg>"):
-        kumar_xml_to_labels(bad, (10, 10))
+        read_imagescope(bad, (10, 10))
 
 
 def test_convert_kumar_splits_and_meta(tmp_path):
@@ -204,13 +206,13 @@ def test_convert_kumar_splits_and_meta(tmp_path):
 
 def test_convert_kumar_missing_images(tmp_path):
     raw = write_kumar_tree(tmp_path / "raw", cases=["TCGA-E2-A1B5", "TCGA-A7-A13E"])
-    with pytest.raises(InputError, match="28 of Kumar"):
+    with pytest.raises(InputError, match="28 listed image.s. not found: TCGA-18-5592"):
         convert("kumar", raw, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     counts = convert("kumar", raw, tmp_path / "out", require_all=False)
     assert counts["train"]["images"] == 1 and counts["test"]["images"] == 1
     (raw / "MoNuSeg 2018 Training Data/Tissue Images/TCGA-E2-A1B5-01Z-00-DX1.tif").unlink()
-    with pytest.raises(InputError, match="no image file named TCGA-E2-A1B5"):
+    with pytest.raises(InputError, match="TCGA-E2-A1B5-01Z-00-DX1.xml: annotations for image"):
         convert("kumar", raw, tmp_path / "out2", require_all=False)
 
 

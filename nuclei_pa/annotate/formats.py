@@ -3,7 +3,7 @@
 Everything converges on one in-memory form, :class:`Annotation`: an int32 instance label image
 (0 = background) plus optional per-instance ``score`` and ``source`` ("human" annotator or
 "proposed" by the model). Readers take COCO JSON, instance label images, ImageJ/Fiji ROI sets
-(``.zip``/``.roi``) and QuPath GeoJSON; writers emit Fiji ROI sets of spline-fit polygons and
+(``.zip``/``.roi``), QuPath GeoJSON and Aperio ImageScope XML; writers emit Fiji ROI sets of spline-fit polygons and
 QuPath GeoJSON (both editable curves, paper Fig. 7), COCO RLE JSON and label TIFFs.
 
 Geometry convention (shared with :mod:`nuclei_pa.annotate.splines`): vector coordinates are
@@ -31,6 +31,7 @@ from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path, write_json
 from nuclei_pa.io.coco import coco_document, labels_to_annotations, load_coco
 from nuclei_pa.io.images import read_labels, write_tiff
+from nuclei_pa.io.imagescope import read_imagescope
 from nuclei_pa.io.jsonfile import read_json
 
 __all__ = [
@@ -113,7 +114,8 @@ class Annotation:
 
 
 def detect_format(path: str | Path) -> str:
-    """'coco', 'labels', 'imagej' or 'geojson', from the suffix and, for JSON, the content."""
+    """'coco', 'labels', 'imagej', 'geojson' or 'imagescope', from the suffix and, for JSON, the
+    content."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff", ".png"):
@@ -122,6 +124,8 @@ def detect_format(path: str | Path) -> str:
         return "imagej"
     if suffix == ".geojson":
         return "geojson"
+    if suffix == ".xml":
+        return "imagescope"
     if suffix == ".json":
         data = read_json(path)
         if isinstance(data, dict) and "images" in data:
@@ -138,18 +142,23 @@ def detect_format(path: str | Path) -> str:
     raise InputError(
         path,
         f"unknown annotation format {suffix or '(no suffix)'!r}; expected COCO .json, "
-        "label .tif/.png, ImageJ .zip/.roi or QuPath .geojson",
+        "label .tif/.png, ImageJ .zip/.roi, QuPath .geojson or ImageScope .xml",
     )
 
 
 def read_annotation(
-    path: str | Path, image_shape: tuple[int, ...], image_name: str | None = None
+    path: str | Path,
+    image_shape: tuple[int, ...],
+    image_name: str | None = None,
+    invalid_regions: str = "error",
 ) -> Annotation:
     """Instances of one image from any supported file, with score/source where stored.
 
     ``image_shape`` is the image's (H, W[, C]); shapes must fit inside it (within
     ``BOUNDS_TOLERANCE`` px). ``image_name`` picks the image of a multi-image COCO file by file
-    name stem. Vector instances get ids 1..n in file order.
+    name stem. Vector instances get ids 1..n in file order. ``invalid_regions`` ('error' or
+    'skip') says what an ImageScope region that cannot be an outline does (see
+    :mod:`nuclei_pa.io.imagescope`).
     """
     path = Path(path)
     shape = (int(image_shape[0]), int(image_shape[1]))
@@ -160,6 +169,8 @@ def read_annotation(
         return _read_coco(path, shape, image_name)
     if fmt == "imagej":
         return _read_imagej(path, shape)
+    if fmt == "imagescope":
+        return Annotation(read_imagescope(path, shape, invalid_regions))
     return _read_geojson(path, shape)
 
 

@@ -42,7 +42,16 @@ from nuclei_pa.io.images import list_images, read_image
 
 __all__ = ["Corrections", "list_session_images", "read_corrections", "restore_untouched"]
 
-ANNOTATION_SUFFIXES = (".zip", ".roi", ".geojson", ".json", ".tif", ".tiff", ".png")
+ANNOTATION_SUFFIXES = (
+    ".zip",
+    ".roi",
+    ".geojson",
+    ".json",
+    ".xml",
+    ".tif",
+    ".tiff",
+    ".png",
+)
 
 
 @dataclass

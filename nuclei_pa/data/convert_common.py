@@ -13,14 +13,15 @@ from nuclei_pa.io.images import load_raw
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
 
-def load_image(path: str | Path) -> np.ndarray:
+def load_image(path: str | Path, channel: int | None = None) -> np.ndarray:
     """Read an image as (H, W) or (H, W, 3), dropping an alpha channel.
 
     Public datasets often ship RGBA PNGs or TIFFs with an opaque alpha; our split format takes
-    grey or RGB only, and the alpha carries nothing.
+    grey or RGB only, and the alpha carries nothing. ``channel`` picks one channel of a
+    multichannel (fluorescence) image.
     """
     path = Path(path)
-    arr = load_raw(path)
+    arr = load_raw(path, channel=channel)
     if arr.ndim == 3 and arr.shape[-1] == 4:
         arr = arr[..., :3]
     if arr.ndim == 3 and arr.shape[-1] == 1:

@@ -15,6 +15,7 @@ rule prepare_dataset:
     params:
         dataset=lambda wc: PLAN.datasets[wc.dataset],
         seed=PLAN.seed,
+        resources=str(PLAN.resources),
     script:
         "../scripts/prepare_dataset.py"
 

@@ -1,9 +1,10 @@
-"""Rule prepare_dataset: synthesise the embedded default, or download and convert a real set."""
+"""Rule prepare_dataset: synthesise the embedded default, import a folder, or download a set."""
 
 import dataclasses
 import tempfile
 
 from nuclei_pa.data.convert_tnbc import tnbc_breast_split
+from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
 from nuclei_pa.data.sources import describe, prepare
 from nuclei_pa.data.synth import SynthConfig, synthesize
 from nuclei_pa.io.logs import redirect_output
@@ -14,12 +15,16 @@ out = snakemake.output[0]
 if dataset.kind == "synth":
     cfg = dataclasses.replace(SynthConfig(), **dataset.synth)
     print(synthesize(cfg, out, seed=snakemake.params.seed))
+elif dataset.kind == "folder":
+    print(write_folder_dataset(FolderSpec.from_config(dataset.folder), out, source="folder"))
 else:
     dl = dataset.download
+    resources, root = snakemake.params.resources, dl.get("data_root")
+    options = {"require_all": False} if dl.get("allow_missing") else {}
     print(describe(dl["source"]))
     if dl.get("breast_split_with"):
-        with tempfile.TemporaryDirectory(dir=snakemake.params.resources) as tmp:
-            prepare(dl["source"], tmp, snakemake.params.resources, dl.get("data_root"))
+        with tempfile.TemporaryDirectory(dir=resources) as tmp:
+            prepare(dl["source"], tmp, resources, root, **options)
             print(tnbc_breast_split(tmp, snakemake.input[0], out))
     else:
-        print(prepare(dl["source"], out, snakemake.params.resources, dl.get("data_root")))
+        print(prepare(dl["source"], out, resources, root, **options))
