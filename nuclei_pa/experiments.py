@@ -177,8 +177,8 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             kind,
             dict(d.get("synth", {})),
             dict(d.get("download", {})),
-            {g: list(v) for g, v in d.get("groups", {}).items()},
-            dict(d.get("folder") or {}),
+            folder=dict(d.get("folder") or {}),
+            groups={g: list(v) for g, v in d.get("groups", {}).items()},
         )
     for name, d in datasets.items():
         other = d.download.get("breast_split_with")

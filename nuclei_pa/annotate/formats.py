@@ -3,8 +3,9 @@
 Everything converges on one in-memory form, :class:`Annotation`: an int32 instance label image
 (0 = background) plus optional per-instance ``score`` and ``source`` ("human" annotator or
 "proposed" by the model). Readers take COCO JSON, instance label images, ImageJ/Fiji ROI sets
-(``.zip``/``.roi``), QuPath GeoJSON and Aperio ImageScope XML; writers emit Fiji ROI sets of spline-fit polygons and
-QuPath GeoJSON (both editable curves, paper Fig. 7), COCO RLE JSON and label TIFFs.
+(``.zip``/``.roi``), QuPath GeoJSON and Aperio ImageScope XML; writers emit Fiji ROI sets of
+spline-fit polygons and QuPath GeoJSON (both editable curves, paper Fig. 7), COCO RLE JSON and
+label TIFFs.
 
 Geometry convention (shared with :mod:`nuclei_pa.annotate.splines`): vector coordinates are
 (x, y) pixel corners, x right, y down; a pixel belongs to a shape when its centre lies inside,

@@ -54,6 +54,8 @@ TEST_SELECTORS = ("names", "glob", "fraction", "images")
 class TestSplit:
     """Which images are held out for testing: exactly one selector is set."""
 
+    __test__ = False  # not a pytest class, whatever its name
+
     names: tuple[str, ...] | None = None
     glob: str | None = None
     fraction: float | None = None  # a seeded random fraction of the images
