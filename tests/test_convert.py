@@ -206,13 +206,13 @@ def test_convert_kumar_splits_and_meta(tmp_path):
 
 def test_convert_kumar_missing_images(tmp_path):
     raw = write_kumar_tree(tmp_path / "raw", cases=["TCGA-E2-A1B5", "TCGA-A7-A13E"])
-    with pytest.raises(InputError, match="28 listed image.s. not found: TCGA-18-5592"):
+    with pytest.raises(InputError, match=r"28 listed image\(s\) not found: TCGA-18-5592"):
         convert("kumar", raw, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     counts = convert("kumar", raw, tmp_path / "out", require_all=False)
     assert counts["train"]["images"] == 1 and counts["test"]["images"] == 1
     (raw / "MoNuSeg 2018 Training Data/Tissue Images/TCGA-E2-A1B5-01Z-00-DX1.tif").unlink()
-    with pytest.raises(InputError, match="TCGA-E2-A1B5-01Z-00-DX1.xml: annotations for image"):
+    with pytest.raises(InputError, match=r"TCGA-E2-A1B5-01Z-00-DX1\.xml: annotations for image"):
         convert("kumar", raw, tmp_path / "out2", require_all=False)
 
 

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nuclei_pa.commands.options import add_architecture_options, add_detection_thresholds
+from nuclei_pa.commands.options import (
+    add_architecture_options,
+    add_crop_size_option,
+    add_detection_thresholds,
+    crop_size_setting,
+)
 from nuclei_pa.commands.predict import DEFAULTS as PREDICT_DEFAULTS
 from nuclei_pa.errors import InputError
 
@@ -16,12 +21,23 @@ if TYPE_CHECKING:  # kept out of the import path: `nuclei-pa --help` must not im
     from nuclei_pa.model import ModelConfig
 
 # Literal (not imported from nuclei_pa.annotate.session, which imports torch); tests check
-# they equal the library's.
-ITERATIONS = 200
+# they equal the library's (GPU_ROUND, CPU_ROUND, ROUND_ITERATIONS).
+GPU_DEFAULTS = {"iterations": 200, "batch_size": 8, "crop_size": 512}
+CPU_DEFAULTS = {"iterations": 150, "batch_size": 2, "crop_size": 256}
+ITERATIONS = GPU_DEFAULTS["iterations"]
+
+
+def _machine(name: str, d: dict[str, int]) -> str:
+    return (
+        f"{name}: batch {d['batch_size']}, {d['crop_size']} px patches (smaller images whole), "
+        f"{d['iterations']} iterations"
+    )
+
+
 MIN_NEW = 1
 OVERLAP = 0.1
 
-EPILOG = """\
+EPILOG = f"""\
 how a session goes:
   1. outline a few nuclei in every image (any tool; the formats below), then
        nuclei-pa annotate IMAGES --annotations PARTIAL -o OUT
@@ -53,6 +69,12 @@ folder layout:
 
 Spline outlines you leave untouched are restored to their exact masks; proposals you delete
 are not proposed again. A round interrupted during training resumes where it stopped.
+
+training defaults depend on the machine (--device, auto: CUDA when available), so that a round
+of ~10 images of up to ~700 px takes minutes on a laptop; options or --config override each:
+  {_machine("GPU", GPU_DEFAULTS)}
+  {_machine("CPU", CPU_DEFAULTS)}
+The round prints the ones it chose; progress shows the time left for training and prediction.
 """
 
 
@@ -134,9 +156,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--iterations",
         type=int,
         metavar="N",
-        help=f"iterations per round (default {ITERATIONS}, as the paper)",
+        help=f"iterations per round (default {ITERATIONS} on a GPU, as the paper; "
+        f"{CPU_DEFAULTS['iterations']} on a CPU)",
     )
-    g.add_argument("--batch-size", type=int, metavar="N", help="images per iteration (default 8)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=f"images (patches) per iteration (default {GPU_DEFAULTS['batch_size']} on a GPU, "
+        f"{CPU_DEFAULTS['batch_size']} on a CPU)",
+    )
+    add_crop_size_option(
+        g,
+        f"default {GPU_DEFAULTS['crop_size']} on a GPU, {CPU_DEFAULTS['crop_size']} on a CPU",
+    )
     g.add_argument("--lr", type=float, metavar="LR", help="SGD learning rate (default 0.01)")
     g.add_argument(
         "--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints (50)"
@@ -168,12 +201,17 @@ TRAIN_OPTIONS = (
 )
 
 
-def build_configs(args: argparse.Namespace) -> tuple[ModelConfig | None, TrainConfig]:
-    """Round settings from defaults < --config file < options, as ``nuclei-pa train`` layers them.
+def build_configs(
+    args: argparse.Namespace,
+) -> tuple[ModelConfig | None, TrainConfig, dict[str, Any]]:
+    """Round settings from defaults < machine defaults < --config file < options.
 
-    The model is None when nothing about it was asked for (round 1 then takes the slim pa
-    preset, later rounds the previous round's model without checking).
+    Returns (model, training, the machine-dependent defaults taken, i.e. not set by the file or
+    an option; see :func:`~nuclei_pa.annotate.session.round_defaults`). The model is None when
+    nothing about it was asked for (round 1 then takes the slim pa preset, later rounds the
+    previous round's model without checking).
     """
+    from nuclei_pa.annotate.session import round_defaults
     from nuclei_pa.commands.train import read_settings
     from nuclei_pa.engine.config import TrainConfig
     from nuclei_pa.model import ModelConfig
@@ -181,7 +219,11 @@ def build_configs(args: argparse.Namespace) -> tuple[ModelConfig | None, TrainCo
     model, train = read_settings(args.config) if args.config is not None else ({}, {})
     model.update({k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None})
     train.update({k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None})
-    train.setdefault("iterations", ITERATIONS)
+    train.update(crop_size_setting(args.crop_size))
+    chosen = {
+        k: v for k, v in round_defaults(train.get("device", "auto")).items() if k not in train
+    }
+    train.update(chosen)
     preset = args.preset or model.pop("preset", None)
     model.pop("preset", None)
     model_cfg = None
@@ -194,7 +236,7 @@ def build_configs(args: argparse.Namespace) -> tuple[ModelConfig | None, TrainCo
         train_cfg = TrainConfig.from_dict(train)
     except (TypeError, ValueError) as exc:
         raise InputError(args.config, str(exc)) from exc
-    return model_cfg, train_cfg
+    return model_cfg, train_cfg, chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,9 +248,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, "--min-area must be ≥ 1, --min-new and --tile-size ≥ 0")
     if args.round_no is not None and args.round_no < 1:
         raise InputError(None, f"--round counts from 1, got {args.round_no}")
-    model_cfg, train_cfg = build_configs(args)
+    model_cfg, train_cfg, chosen = build_configs(args)
 
-    from nuclei_pa.annotate.session import ProposalSettings, run_round, session_status
+    from nuclei_pa.annotate.session import (
+        ProposalSettings,
+        describe_defaults,
+        run_round,
+        session_status,
+    )
 
     last, done = session_status(args.out)
     round_no = args.round_no if args.round_no is not None else last + 1
@@ -229,6 +276,8 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         min_new=args.min_new,
     )
+    if chosen:
+        print(describe_defaults(train_cfg.device, chosen), flush=True)
     result = run_round(
         args.images,
         args.out,

@@ -49,3 +49,30 @@ def add_detection_thresholds(
         default=defaults["min_area"],
         help=f"{min_area_help} (default %(default)s)",
     )
+
+
+def crop_size(text: str) -> int:
+    """argparse type of --crop-size: a whole number ≥ 0 (0: whole images)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0 (0: whole images), got {value}")
+    return value
+
+
+def add_crop_size_option(group: argparse._ArgumentGroup, default_help: str) -> None:
+    """--crop-size (train, annotate): patch training, which makes large images CPU-sized."""
+    group.add_argument(
+        "--crop-size",
+        type=crop_size,
+        metavar="N",
+        help="train on random N×N patches, 9 in 10 placed around an annotated nucleus (an "
+        "image smaller than N is used whole in that dimension); 0 = whole images, as the "
+        f"paper ({default_help})",
+    )
+
+
+def crop_size_setting(value: int | None) -> dict[str, int | None]:
+    """The TrainConfig entry of a --crop-size value: {} when not given, None for 0 (whole)."""
+    if value is None:
+        return {}
+    return {"crop_size": value or None}

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nuclei_pa.commands.options import add_architecture_options
+from nuclei_pa.commands.options import (
+    add_architecture_options,
+    add_crop_size_option,
+    crop_size_setting,
+)
 from nuclei_pa.errors import InputError
 
 if TYPE_CHECKING:  # kept out of the import path: `nuclei-pa --help` must not import torch
@@ -108,6 +112,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="no random horizontal/vertical flips (the only augmentation; on by default)",
     )
+    add_crop_size_option(g, "default 0")
     g.add_argument(
         "--seed", type=int, metavar="N", help="seed of weights, batch order and flips (default 0)"
     )
@@ -201,6 +206,7 @@ def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
     model, train = read_settings(args.config) if args.config is not None else ({}, {})
     model.update({k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None})
     train.update({k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None})
+    train.update(crop_size_setting(args.crop_size))
     preset = args.preset or model.pop("preset", "slim")
     model.pop("preset", None)
     model.setdefault("variant", "pa")

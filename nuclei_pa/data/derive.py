@@ -47,7 +47,21 @@ def remove_instances(sample: Sample, keep_fraction: float, seed: int) -> Sample:
     return Sample(sample.name, sample.image, relabel_consecutive(labels), dict(sample.meta))
 
 
-def crop_sample(sample: Sample, area_fraction: float, seed: int, min_area: int = 10) -> Sample:
+# Pixels a nucleus cut by a crop border must keep to stay annotated (crop derivation, patches).
+MIN_CROP_AREA = 10
+
+
+def is_sliver(areas: np.ndarray, min_area: int = MIN_CROP_AREA) -> np.ndarray:
+    """Which instances of a crop to drop, given their pixel counts in it: present but under
+    ``min_area``, since nobody would annotate a nucleus they cannot see. Shared by the ``crop``
+    derivation and patch training (:mod:`nuclei_pa.engine.data`) so both cut nuclei alike."""
+    areas = np.asarray(areas)
+    return (areas > 0) & (areas < min_area)
+
+
+def crop_sample(
+    sample: Sample, area_fraction: float, seed: int, min_area: int = MIN_CROP_AREA
+) -> Sample:
     """A random crop covering ``area_fraction`` of the image (same aspect ratio), fully annotated.
 
     Instances cut by the crop border are clipped; clipped slivers under ``min_area`` pixels are
@@ -63,8 +77,7 @@ def crop_sample(sample: Sample, area_fraction: float, seed: int, min_area: int =
     x0 = int(rng.integers(0, w - cw + 1))
     labels = sample.labels[y0 : y0 + ch, x0 : x0 + cw].copy()
     if labels.any():
-        counts = np.bincount(labels.ravel())
-        small = np.flatnonzero((counts > 0) & (counts < min_area))
+        small = np.flatnonzero(is_sliver(np.bincount(labels.ravel()), min_area))
         small = small[small > 0]
         if small.size:
             labels[np.isin(labels, small)] = 0
@@ -98,7 +111,7 @@ def derive(
     fraction: float,
     seed: int,
     report: DeriveReport,
-    min_area: int = 10,
+    min_area: int = MIN_CROP_AREA,
 ) -> Iterator[Sample]:
     """Apply ``remove`` (keep ``fraction`` of instances) or ``crop`` (``fraction`` of the area)."""
     for sample in samples:

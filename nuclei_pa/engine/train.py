@@ -193,9 +193,12 @@ class _Run:
                 path, "model", key, getattr(saved_model, key), getattr(self.model_cfg, key)
             )
         saved_train = state.get("train_config", {})
-        for key in TRAJECTORY_KEYS:
-            if key in saved_train and saved_train[key] != getattr(self.cfg, key):
-                raise _mismatch(path, "train", key, saved_train[key], getattr(self.cfg, key))
+        defaults = TrainConfig()
+        for key in TRAJECTORY_KEYS if saved_train else ():
+            # a key newer than the checkpoint: it was trained the way the default trains now
+            old = saved_train.get(key, getattr(defaults, key))
+            if old != getattr(self.cfg, key):
+                raise _mismatch(path, "train", key, old, getattr(self.cfg, key))
         saved_data = state.get("data", {}).get("sha256")
         if saved_data is not None and saved_data != self.fingerprint:
             raise InputError(
@@ -260,6 +263,7 @@ class _Run:
             start=start,
             rank=self.world.rank,
             world_size=self.world.size,
+            crops=self.dataset.crop_windows(self.cfg.crop_size) if self.cfg.crop_size else None,
         )
         loader = DataLoader(
             self.dataset,
@@ -439,8 +443,19 @@ def _complete_rows(path: Path, upto: int) -> tuple[list[dict[str, str]], list[st
     return rows, header
 
 
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s`` or ``1 h 02 min``: time-left estimates in log lines."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 class _Progress:
-    """A tqdm bar (loss, it/s) on a terminal; a plain line every ``log_every`` otherwise."""
+    """A tqdm bar (loss, it/s, time left) on a terminal; a plain line every ``log_every`` with
+    the same otherwise (log files, Snakemake, SLURM), so a long run says when it will end."""
 
     def __init__(self, start: int, cfg: TrainConfig, enabled: bool) -> None:
         self.cfg, self.enabled, self.start = cfg, enabled, start
@@ -461,12 +476,15 @@ class _Progress:
             self.bar.update(1)
             return
         if iteration % self.cfg.log_every == 0 or iteration == self.cfg.iterations:
-            rate = (iteration - self.start) / max(time.perf_counter() - self.tic, 1e-9)
+            elapsed = max(time.perf_counter() - self.tic, 1e-9)
+            rate = (iteration - self.start) / elapsed
             terms = " ".join(
                 f"{k.removeprefix('loss_')}={v:.4f}" for k, v in row.items() if k.startswith("loss")
             )
+            left = (self.cfg.iterations - iteration) / rate
             print(
-                f"train {iteration}/{self.cfg.iterations} {terms} ({rate:.3g} it/s)",
+                f"train {iteration}/{self.cfg.iterations} {terms} ({rate:.3g} it/s, "
+                f"{elapsed / (iteration - self.start):.2f} s/it, {format_duration(left)} left)",
                 file=sys.stderr,
                 flush=True,
             )
