@@ -1,10 +1,13 @@
-"""Rewrite the README's "What you should see" block from a finished default run.
+"""Rewrite the README's result blocks from finished runs.
 
-    python tools/readme_results.py --wall-minutes 14.2
+    python tools/readme_results.py --wall-minutes 14.2          # "What you should see"
+    python tools/readme_results.py --real --wall-minutes 28.0   # "On real data"
 
-Copies Table 1, the findings table and Figure 4 of ``results/`` into the README (between the
-``<!-- results:start -->`` and ``<!-- results:end -->`` markers) and ``docs/figure4.png``, so
-the numbers people read are the ones the current code produced, never typed by hand.
+Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
+``results/real-cpu/``, plus Table 3) into the README between its ``<!-- results:start -->`` …
+``<!-- results:end -->`` (``<!-- real:start -->`` … ``<!-- real:end -->``) markers and the figure
+into ``docs/``, so the numbers people read are the ones the current code produced, never typed
+by hand.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+REAL_START, REAL_END = "<!-- real:start -->", "<!-- real:end -->"
 
 
 def findings_table(findings_md: str) -> tuple[str, str]:
@@ -26,9 +30,40 @@ def findings_table(findings_md: str) -> tuple[str, str]:
     return summary, "\n".join(table)
 
 
+def table_lines(path: Path) -> str:
+    """The markdown table rows of a table file (its title and footer left out)."""
+    return "\n".join(line for line in path.read_text().splitlines() if line.startswith("|"))
+
+
+def real_block(results: Path, wall_minutes: float, cores: int) -> str:
+    table3 = (results / "tables" / "table3.md").read_text().strip()
+    table3 = "\n".join(line for line in table3.splitlines() if not line.startswith("## "))
+    summary, claims = findings_table((results / "findings.md").read_text())
+    return f"""{REAL_START}
+`snakemake --configfile config/real-cpu.yaml --cores {cores}` on a {cores}-core CPU took
+{wall_minutes:.1f} minutes (slim model from scratch, 256-px training patches, batch 2).
+
+Table 3 (`{results.name}/tables/table3.md`): per-image AJI on Kumar's test images present
+(same-organ and unseen-organ groups), each model at its best-mAP checkpoint:
+
+{table3.strip()}
+
+Table 1 (`{results.name}/tables/table1.md`) on the held-out real fluorescence images:
+
+{table_lines(results / "tables" / "table1.md")}
+
+Findings (`{results.name}/findings.md`): {summary}
+
+{claims}
+
+Figure 4 on the real fluorescence images (`{results.name}/figures/figure4.png`):
+
+![Figure 4 on real fluorescence images](docs/figure4-real.png)
+{REAL_END}"""
+
+
 def block(results: Path, wall_minutes: float, cores: int) -> str:
-    table1 = (results / "tables" / "table1.md").read_text().strip().splitlines()
-    table1 = "\n".join(line for line in table1 if line.startswith("|"))
+    table1 = table_lines(results / "tables" / "table1.md")
     summary, claims = findings_table((results / "findings.md").read_text())
     return f"""{START}
 `make demo` on a {cores}-core CPU took {wall_minutes:.1f} minutes (`python
@@ -49,24 +84,29 @@ Figure 4 (`results/figures/figure4.png`):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--results", type=Path, help="default: results/ (--real: results/real-cpu)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--wall-minutes", type=float, required=True)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--real", action="store_true", help="the real-data run's block")
     args = parser.parse_args()
+    results = args.results or ROOT / ("results/real-cpu" if args.real else "results")
+    start, end = (REAL_START, REAL_END) if args.real else (START, END)
+    make = real_block if args.real else block
+    figure = ROOT / "docs" / ("figure4-real.png" if args.real else "figure4.png")
     text = args.readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{args.readme}: markers {START} … {END} not found")
+    if start not in text or end not in text:
+        raise SystemExit(f"{args.readme}: markers {start} … {end} not found")
     new = re.sub(
-        re.escape(START) + ".*?" + re.escape(END),
-        lambda _: block(args.results, args.wall_minutes, args.cores),
+        re.escape(start) + ".*?" + re.escape(end),
+        lambda _: make(results, args.wall_minutes, args.cores),
         text,
         flags=re.S,
     )
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(args.results / "figures" / "figure4.png", ROOT / "docs" / "figure4.png")
+    figure.parent.mkdir(exist_ok=True)
+    shutil.copyfile(results / "figures" / "figure4.png", figure)
     args.readme.write_text(new)
-    print(f"updated {args.readme} and docs/figure4.png")
+    print(f"updated {args.readme} and {figure.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
