@@ -113,9 +113,7 @@ def test_test_split_selectors(tmp_path):
     other = write_folder(tmp_path / "held", formats=("tif",))
     (other / "images" / "img0.tif").rename(other / "images" / "new0.tif")
     (other / "annotations" / "img0.tif").rename(other / "annotations" / "new0.tif")
-    two = plan_folder(
-        spec(root, images=other / "images", annotations=other / "annotations")
-    )
+    two = plan_folder(spec(root, images=other / "images", annotations=other / "annotations"))
     assert [e.name for e in two.test] == ["new0"] and len(two.train) == 6
     with pytest.raises(ConfigError, match="leaves no training image"):
         plan_folder(spec(root, glob="img*"))
@@ -180,19 +178,23 @@ def test_import_command(tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
 
 
-def folder_config(root, **test) -> dict:
+def folder_config(root, annotations: str = "annotations", **test) -> dict:
+    """A workflow config with one folder dataset (``root/images``), Mine100 and Mine25."""
     return {
         "datasets": {
             "mine": {
                 "kind": "folder",
                 "folder": {
                     "images": str(root / "images"),
-                    "annotations": str(root / "annotations"),
+                    "annotations": str(root / annotations),
                     "test": test,
                 },
             }
         },
-        "trainsets": {"Mine25": {"dataset": "mine", "derive": "remove", "fraction": 0.25}},
+        "trainsets": {
+            "Mine100": {"dataset": "mine"},
+            "Mine25": {"dataset": "mine", "derive": "remove", "fraction": 0.25},
+        },
         "models": {"Mine25-pa": {"trainset": "Mine25", "variant": "pa"}},
     }
 
@@ -260,50 +262,33 @@ def test_workflow_runs_on_two_real_images(tmp_path):
     dsb = require_real_data("dsb-fluo")
     meta = tmp_path / "meta.csv"
     meta.write_text("image,group\n76c44d1addac,small nuclei\n1d4a5e729bb9,small nuclei\n")
-    test_cfg = yaml.safe_load(
-        (Path(__file__).parents[1] / "config" / "test.yaml").read_text()
+    test_cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "test.yaml").read_text())
+    config = folder_config(dsb, "labels", names=["1d4a5e729bb9"])
+    config["datasets"]["mine"]["folder"].update(metadata=str(meta), only_listed=True)
+    config.update(
+        results=str(tmp_path / "results"),
+        device="cpu",
+        model=test_cfg["model"],
+        train={**test_cfg["train"], "crop_size": 128},
+        models={
+            "Mine100-baseline": {"trainset": "Mine100", "variant": "baseline"},
+            "Mine25-pa": {"trainset": "Mine25", "variant": "pa"},
+        },
+        report={
+            "table1": ["Mine100-baseline", "Mine25-pa"],
+            "table3": {"dataset": "mine", "ours": "Mine25-pa", "compare": ["Mine100-baseline"]},
+        },
     )
-    config = {
-        "results": str(tmp_path / "results"),
-        "seed": 0,
-        "device": "cpu",
-        "datasets": {
-            "fluo": {
-                "kind": "folder",
-                "folder": {
-                    "images": str(dsb / "images"),
-                    "annotations": str(dsb / "labels"),
-                    "metadata": str(meta),
-                    "only_listed": True,
-                    "test": {"names": ["1d4a5e729bb9"]},
-                },
-            }
-        },
-        "trainsets": {
-            "F100": {"dataset": "fluo"},
-            "F25": {"dataset": "fluo", "derive": "remove", "fraction": 0.25},
-        },
-        "model": test_cfg["model"],
-        "train": {**test_cfg["train"], "crop_size": 128},
-        "models": {
-            "F100-baseline": {"trainset": "F100", "variant": "baseline"},
-            "F25-pa": {"trainset": "F25", "variant": "pa"},
-        },
-        "report": {
-            "table1": ["F100-baseline", "F25-pa"],
-            "table3": {"dataset": "fluo", "ours": "F25-pa", "compare": ["F100-baseline"]},
-        },
-    }
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--configfile", str(path), "--cores", "2", "--quiet", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-4000:]
     results = tmp_path / "results"
-    log = (results / "logs" / "data" / "fluo.log").read_text()
+    log = (results / "logs" / "data" / "mine.log").read_text()
     assert "7 image(s) not in the metadata, skipped" in log
-    train = list(read_split(results / "data" / "fluo" / "train"))
+    train = list(read_split(results / "data" / "mine" / "train"))
     assert [s.name for s in train] == ["76c44d1addac"] and train[0].n_instances == 35
     table1 = (results / "tables" / "table1.md").read_text()
-    assert "F25-pa" in table1 and "F100-baseline" in table1
+    assert "Mine25-pa" in table1 and "Mine100-baseline" in table1
     table3 = (results / "tables" / "table3.csv").read_text()
     assert "1d4a5e729bb9" in table3 and "small nuclei" in table3

@@ -256,8 +256,12 @@ def _entries(
                 meta[stem] = dict(row)
         unlisted = [s for s in stems if s not in meta]
         if unlisted and spec.only_listed:
-            log.info("%s: %d image(s) not in the metadata, skipped: %s", where, len(unlisted),
-                     ", ".join(unlisted))
+            log.info(
+                "%s: %d image(s) not in the metadata, skipped: %s",
+                where,
+                len(unlisted),
+                ", ".join(unlisted),
+            )
             stems = [s for s in stems if s in meta]
         elif unlisted:
             raise InputError(
