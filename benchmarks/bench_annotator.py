@@ -1,8 +1,10 @@
 """How much hand outlining computer-assisted annotation saves: a simulated annotator.
 
-On the embedded synthetic fluorescence data (train split, 26 images as the paper's §III.D) the
-session starts from 25 % of the nuclei outlined. After each round the simulated annotator does
-what a person would, in the round's own ``coco.json``, edited in place:
+On the embedded synthetic fluorescence data (train split, 26 images as the paper's §III.D), or
+on real Kumar H&E images (``--dataset kumar``: each 1000×1000 image cut into ``--tile`` px
+tiles, its ImageScope outlines as the truth), the session starts from 25 % of the nuclei
+outlined. After each round the simulated annotator does what a person would, in the round's
+own ``coco.json``, edited in place:
 
 - keeps every proposal that matches a true nucleus (IoU > 0.5): accepted, free;
 - deletes every other proposal (a click each, not counted as outlining);
@@ -14,6 +16,11 @@ there to 95 % would take. It ends when 95 % is reached, the session says it is d
 ``--max-rounds``; the last line compares the outlines used with outlining every nucleus.
 
     nice -n 19 python benchmarks/bench_annotator.py --iterations 150 --per-image 3
+    nice -n 10 python benchmarks/bench_annotator.py --dataset kumar --images 2 --tile 500 \
+        --crop-size 256 --iterations 300 --max-rounds 4
+
+Kumar's data is read in place (``../shared/data/kumar-partial`` beside the repository unless
+``--data`` says otherwise) and never copied into the repository.
 """
 
 from __future__ import annotations
@@ -31,14 +38,40 @@ from nuclei_pa.annotate import Annotation, read_annotation
 from nuclei_pa.annotate.layout import COCO_FILE, ImageRef, instances_document, round_dir
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.annotate.session import ProposalSettings, run_round
-from nuclei_pa.data.derive import remove_instances
+from nuclei_pa.data.derive import is_sliver, relabel_consecutive, remove_instances
 from nuclei_pa.data.synth import SynthConfig, generate_split
 from nuclei_pa.engine import TrainConfig
 from nuclei_pa.io.atomic import write_json
-from nuclei_pa.io.dataset import write_split
+from nuclei_pa.io.dataset import Sample, write_split
 from nuclei_pa.model import ModelConfig
 
 TARGET = 0.95
+KUMAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "kumar-partial"
+
+
+def kumar_tiles(folder: Path, n_images: int, tile: int) -> list[Sample]:
+    """The first ``n_images`` Kumar images (by name) cut into ``tile`` px tiles, with their
+    outlines as instance labels; nuclei cut by a tile border are clipped, slivers dropped."""
+    from nuclei_pa.io.images import read_image
+    from nuclei_pa.io.imagescope import read_imagescope
+
+    xmls = sorted((folder / "annotations").glob("*.xml"))[:n_images]
+    if not xmls:
+        raise SystemExit(f"no Kumar annotations in {folder / 'annotations'} (see --data)")
+    samples = []
+    for xml in xmls:
+        image = read_image(folder / "images" / f"{xml.stem}.tif")
+        labels = read_imagescope(xml, image.shape, invalid="skip")
+        h, w = labels.shape
+        for y in range(0, h - tile + 1, tile):
+            for x in range(0, w - tile + 1, tile):
+                part = labels[y : y + tile, x : x + tile].copy()
+                counts = np.bincount(part.ravel())
+                part[np.isin(part, np.flatnonzero(is_sliver(counts)))] = 0
+                name = f"{xml.stem}_y{y:04d}_x{x:04d}"
+                crop = image[y : y + tile, x : x + tile].copy()
+                samples.append(Sample(name, crop, relabel_consecutive(part)))
+    return samples
 
 
 def annotated_count(truth: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> int:
@@ -66,11 +99,21 @@ def correct(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/bench_annotator"))
-    parser.add_argument("--images", type=int, default=26, help="train images (paper: 26)")
+    parser.add_argument("--dataset", choices=["synth", "kumar"], default="synth")
+    parser.add_argument("--data", type=Path, default=KUMAR, help="kumar: the kumar-partial folder")
+    parser.add_argument(
+        "--images",
+        type=int,
+        help="synth: train images (default 26, the paper's); kumar: "
+        "1000×1000 images to tile (default 2)",
+    )
+    parser.add_argument("--tile", type=int, default=500, help="kumar: tile size in px")
     parser.add_argument("--fraction", type=float, default=0.25, help="annotated at the start")
     parser.add_argument("--per-image", type=int, default=3, help="hand outlines per image/round")
     parser.add_argument("--iterations", type=int, default=150, help="training per round")
     parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--crop-size", type=int, default=0, help="patch training, 0 = whole")
+    parser.add_argument("--score-threshold", type=float, default=ProposalSettings().score_threshold)
     parser.add_argument("--max-rounds", type=int, default=6)
     parser.add_argument("--min-new", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
@@ -79,7 +122,11 @@ def main() -> None:
 
     tic = time.perf_counter()
     shutil.rmtree(args.out, ignore_errors=True)
-    samples = list(generate_split(SynthConfig(n_train=args.images), "train", args.seed))
+    if args.dataset == "kumar":
+        samples = kumar_tiles(args.data, args.images or 2, args.tile)
+    else:
+        args.images = args.images or 26
+        samples = list(generate_split(SynthConfig(n_train=args.images), "train", args.seed))
     write_split(args.out / "data", samples)
     partial = [remove_instances(s, args.fraction, args.seed) for s in samples]
     write_split(args.out / "partial", partial)
@@ -105,6 +152,7 @@ def main() -> None:
     train_cfg = TrainConfig(
         iterations=args.iterations,
         batch_size=args.batch_size,
+        crop_size=args.crop_size or None,
         checkpoint_every=args.iterations,
         threads=args.threads,
         num_workers=0,
@@ -119,7 +167,7 @@ def main() -> None:
             annotations=args.out / "partial" / "annotations.json" if round_no == 1 else None,
             model_cfg=ModelConfig.preset("slim", variant="pa"),
             train_cfg=train_cfg,
-            settings=ProposalSettings(min_new=args.min_new),
+            settings=ProposalSettings(min_new=args.min_new, score_threshold=args.score_threshold),
             progress=False,
         )
         folder = round_dir(session, round_no)
@@ -163,23 +211,30 @@ def main() -> None:
 
     need = math.ceil(TARGET * total)
     print()
+    what = (
+        f"{len(samples)} tiles of {args.tile} px from {args.images} real Kumar images"
+        if args.dataset == "kumar"
+        else f"{args.images} images"
+    )
+    patches = f", {args.crop_size} px patches" if args.crop_size else ""
     print(
-        f"{args.images} images, {total} true nuclei, {args.fraction:.0%} outlined at the start; "
-        f"{args.iterations} iterations per round, warm start, {args.per_image} hand outlines "
-        f"per image and round; stopped: {stop}"
+        f"{what}, {total} true nuclei, {args.fraction:.0%} outlined at the start; "
+        f"{args.iterations} iterations per round (batch {args.batch_size}{patches}), warm start, "
+        f"{args.per_image} hand outlines per image and round; stopped: {stop}"
     )
     print()
     print(
         "| round | new proposals | accepted | deleted | outlined by hand | manual outlines so far "
-        "| annotated | by hand to 95 % from here | round time (s) |"
+        "| annotated | by hand to 95 % from here | round time (min) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         finish = r["manual"] + max(0, need - r["annotated"])
+        minutes = f"{r['seconds'] / 60:.1f}" if "seconds" in r else ""
         print(
             f"| {r['round']} | {r['new']} | {r['accepted']} | {r['deleted']} | {r['outlined']} "
             f"| {r['manual']} | {r['annotated']} ({r['annotated'] / total:.1%}) | {finish} "
-            f"| {r.get('seconds', '')} |"
+            f"| {minutes} |"
         )
     last = rows[-1]
     finish = last["manual"] + max(0, need - last["annotated"])

@@ -29,7 +29,12 @@ from scipy import ndimage
 from nuclei_pa.annotate import read_annotation
 from nuclei_pa.annotate.layout import read_exact
 from nuclei_pa.annotate.review import matches
-from nuclei_pa.annotate.session import ProposalSettings, run_round
+from nuclei_pa.annotate.session import (
+    ProposalSettings,
+    describe_defaults,
+    round_defaults,
+    run_round,
+)
 from nuclei_pa.cli import main
 from nuclei_pa.data.derive import remove_instances
 from nuclei_pa.engine import TrainConfig
@@ -208,6 +213,9 @@ def test_min_new_stops_the_first_round(session, tmp_path, monkeypatch, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "21 new proposals, fewer than min_new 22" in printed
+    # --iterations and --batch-size were given: only the patch size is the machine's default
+    crop = round_defaults("auto")["crop_size"]
+    assert describe_defaults("auto", {"crop_size": crop}) + "\n" in printed
     assert (tmp_path / "out" / "DONE").is_file()
     assert pd.read_csv(tmp_path / "out" / "rounds.csv")["status"].tolist() == ["done"]
 

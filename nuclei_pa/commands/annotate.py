@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # kept out of the import path: `nuclei-pa --help` must not im
 # Literal (not imported from nuclei_pa.annotate.session, which imports torch); tests check
 # they equal the library's (GPU_ROUND, CPU_ROUND, ROUND_ITERATIONS).
 GPU_DEFAULTS = {"iterations": 200, "batch_size": 8, "crop_size": 512}
-CPU_DEFAULTS = {"iterations": 150, "batch_size": 2, "crop_size": 256}
+CPU_DEFAULTS = {"iterations": 300, "batch_size": 2, "crop_size": 256}
 ITERATIONS = GPU_DEFAULTS["iterations"]
 
 

@@ -35,6 +35,10 @@ is YAML with any ModelConfig / TrainConfig field, flat or under 'model:' / 'trai
   model: {preset: slim, backbone: resnet34, warmup_steps: 100}
   train: {iterations: 2000, batch_size: 4}
 
+large images on a CPU: --crop-size 256 trains on 256 px patches (9 in 10 around an annotated
+nucleus) instead of whole images; on 1000×1000 H&E, batch 2, 2 threads, an iteration took 0.5 s
+and 1.1 GB instead of 18-21 s and 7.5 GB. Resuming keeps the patch sequence exact, as the batches.
+
 several GPUs (data parallel, the batch is split across them):
   torchrun --standalone --nproc_per_node 4 -m nuclei_pa.cli train DATA --out OUT
 """
