@@ -36,6 +36,8 @@ def table_lines(path: Path) -> str:
 
 
 def real_block(results: Path, wall_minutes: float, cores: int) -> str:
+    full = results.resolve()
+    where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
     table3 = (results / "tables" / "table3.md").read_text().strip()
     table3 = "\n".join(line for line in table3.splitlines() if not line.startswith("## "))
     summary, claims = findings_table((results / "findings.md").read_text())
@@ -43,20 +45,20 @@ def real_block(results: Path, wall_minutes: float, cores: int) -> str:
 `snakemake --configfile config/real-cpu.yaml --cores {cores}` on a {cores}-core CPU took
 {wall_minutes:.1f} minutes (slim model from scratch, 256-px training patches, batch 2).
 
-Table 3 (`{results.name}/tables/table3.md`): per-image AJI on Kumar's test images present
+Table 3 (`{where}/tables/table3.md`): per-image AJI on Kumar's test images present
 (same-organ and unseen-organ groups), each model at its best-mAP checkpoint:
 
 {table3.strip()}
 
-Table 1 (`{results.name}/tables/table1.md`) on the held-out real fluorescence images:
+Table 1 (`{where}/tables/table1.md`) on the held-out real fluorescence images:
 
 {table_lines(results / "tables" / "table1.md")}
 
-Findings (`{results.name}/findings.md`): {summary}
+Findings (`{where}/findings.md`): {summary}
 
 {claims}
 
-Figure 4 on the real fluorescence images (`{results.name}/figures/figure4.png`):
+Figure 4 on the real fluorescence images (`{where}/figures/figure4.png`):
 
 ![Figure 4 on real fluorescence images](docs/figure4-real.png)
 {REAL_END}"""

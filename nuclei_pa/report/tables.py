@@ -106,7 +106,8 @@ def add_group_means(table: pd.DataFrame) -> pd.DataFrame:
             rows.append(
                 pd.DataFrame([{"image": f"mean ({group})", "group": group, **sub[methods].mean()}])
             )
-    rows.append(pd.DataFrame([{"image": "mean (all)", **table[methods].mean()}]))
+    overall = {"group": "all"} if "group" in table.columns else {}  # not a blank NaN cell
+    rows.append(pd.DataFrame([{"image": "mean (all)", **overall, **table[methods].mean()}]))
     return pd.concat(rows, ignore_index=True)
 
 
