@@ -121,3 +121,21 @@ def test_report_files(tmp_path):
     csv = pd.read_csv(tmp_path / "f.csv")
     assert list(csv["result"]) == ["PASS"] * 6 and list(csv["claim"]) == list(range(1, 7))
     assert "3 seeds (0, 1, 2)" in findings_markdown(findings, [0, 1, 2])
+
+
+def test_rising_recall_at_exactly_the_threshold_passes():
+    """Recall ranks 3, 1, 4, 2, 5 over five checkpoints: Σd² = 10, ρ = 1 − 6·10/(5·24) = 0.5
+    exactly (scipy computes 0.49999999999999994), last > first: claim 6 holds."""
+    c = paper_like()
+    recalls = [0.164, 0.106, 0.239, 0.117, 0.419]
+    maps = [0.30, 0.31, 0.33, 0.34, 0.37]  # best mAP last, as before
+    c["DH25-pa"] = [
+        curve(
+            [
+                (50 * (k + 1), m, 0.66, 0.9, r, 0.7)
+                for k, (m, r) in enumerate(zip(maps, recalls, strict=True))
+            ]
+        )
+    ]
+    found = {f.claim: f for f in check_claims(c)}
+    assert "ρ = 0.50" in found[6].measured and found[6].passed

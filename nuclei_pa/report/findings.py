@@ -222,9 +222,11 @@ def _ratio(a: Stat, b: Stat) -> str:
 
 
 def _spearman(x: pd.Series, y: pd.Series) -> float:
+    """Spearman's ρ, rounded so that an exact rational value (e.g. 0.5 from 5 ranks) is not
+    judged by floating-point noise (scipy gives 0.49999999999999994 for it)."""
     if len(x) < 2 or y.nunique() < 2:
         return 0.0
-    return float(spearmanr(x, y).statistic)
+    return round(float(spearmanr(x, y).statistic), 9)
 
 
 def findings_frame(findings: Sequence[Finding]) -> pd.DataFrame:
