@@ -122,6 +122,20 @@ def test_derive_cli(tiny_split, tmp_path, capsys):
         == 2
     )
     assert not (tmp_path / "bad").exists()
+    # keeping none of the annotations is rejected like keeping 150 % of them
+    args = ["derive", "remove", str(tiny_split), "-o", str(tmp_path / "none"), "--fraction", "0"]
+    assert main(args) == 2
+    assert "--fraction must be in (0, 1], got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_train_out_must_be_a_folder(tiny_split, tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"not a folder")
+    assert main(["train", str(tiny_split), "-o", str(out), "--iterations", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.pt: exists and is not a folder" in err
+    assert out.read_bytes() == b"not a folder"
 
 
 def test_derive_missing_source(tmp_path, capsys):

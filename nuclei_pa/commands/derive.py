@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from nuclei_pa.data.derive import DeriveReport, derive
     from nuclei_pa.io.dataset import read_split, write_split
 
-    limits = (0.0, 1.0) if args.method == "remove" else (1e-9, 1.0)
-    if not limits[0] <= args.fraction <= limits[1]:
+    if not 0.0 < args.fraction <= 1.0:  # 0 would write a split with nothing to learn from
         raise InputError(None, f"--fraction must be in (0, 1], got {args.fraction}")
     report = DeriveReport()
     samples = derive(

@@ -231,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, "give a split folder or --images with --annotations, not both")
     if args.data is None and (args.images is None or args.annotations is None):
         raise InputError(None, "give a split folder, or both --images and --annotations")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(args.out, "exists and is not a folder (--out takes a folder)")
     model_cfg, train_cfg = build_configs(args)
 
     from nuclei_pa.engine.train import train
