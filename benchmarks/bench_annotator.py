@@ -38,7 +38,7 @@ from nuclei_pa.annotate import Annotation, read_annotation
 from nuclei_pa.annotate.layout import COCO_FILE, ImageRef, instances_document, round_dir
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.annotate.session import ProposalSettings, run_round
-from nuclei_pa.data.derive import is_sliver, relabel_consecutive, remove_instances
+from nuclei_pa.data.derive import crop_labels, remove_instances
 from nuclei_pa.data.synth import SynthConfig, generate_split
 from nuclei_pa.engine import TrainConfig
 from nuclei_pa.io.atomic import write_json
@@ -65,12 +65,9 @@ def kumar_tiles(folder: Path, n_images: int, tile: int) -> list[Sample]:
         h, w = labels.shape
         for y in range(0, h - tile + 1, tile):
             for x in range(0, w - tile + 1, tile):
-                part = labels[y : y + tile, x : x + tile].copy()
-                counts = np.bincount(part.ravel())
-                part[np.isin(part, np.flatnonzero(is_sliver(counts)))] = 0
                 name = f"{xml.stem}_y{y:04d}_x{x:04d}"
                 crop = image[y : y + tile, x : x + tile].copy()
-                samples.append(Sample(name, crop, relabel_consecutive(part)))
+                samples.append(Sample(name, crop, crop_labels(labels, (y, x, tile, tile))))
     return samples
 
 

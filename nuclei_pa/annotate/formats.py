@@ -36,7 +36,9 @@ from nuclei_pa.io.imagescope import read_imagescope
 from nuclei_pa.io.jsonfile import read_json
 
 __all__ = [
+    "ANNOTATION_SUFFIXES",
     "SOURCES",
+    "VECTOR_SUFFIXES",
     "Annotation",
     "detect_format",
     "read_annotation",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 SOURCES = ("human", "proposed")
+# What detect_format reads: vector formats first (never mistaken for an image), then label images.
+VECTOR_SUFFIXES = (".zip", ".roi", ".geojson", ".json", ".xml")
+ANNOTATION_SUFFIXES = (*VECTOR_SUFFIXES, ".tif", ".tiff", ".png")
 BOUNDS_TOLERANCE = 1.0  # px a vertex may lie outside the image (spline overshoot, edge clicks)
 CLASS_NAME = "Nucleus"
 # Display colours (RGB): blue-ish for human, orange for proposals — distinct to colour-blind eyes.

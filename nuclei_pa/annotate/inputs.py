@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nuclei_pa.annotate.formats import (
+    ANNOTATION_SUFFIXES,
     Annotation,
     detect_format,
     read_annotation,
@@ -41,17 +42,6 @@ from nuclei_pa.eval.matching import overlap_table
 from nuclei_pa.io.images import list_images, read_image
 
 __all__ = ["Corrections", "list_session_images", "read_corrections", "restore_untouched"]
-
-ANNOTATION_SUFFIXES = (
-    ".zip",
-    ".roi",
-    ".geojson",
-    ".json",
-    ".xml",
-    ".tif",
-    ".tiff",
-    ".png",
-)
 
 
 @dataclass

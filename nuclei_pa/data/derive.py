@@ -75,15 +75,25 @@ def crop_sample(
     rng = _rng(seed, sample.name, "crop")
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
-    labels = sample.labels[y0 : y0 + ch, x0 : x0 + cw].copy()
+    labels = crop_labels(sample.labels, (y0, x0, ch, cw), min_area)
+    image = sample.image[y0 : y0 + ch, x0 : x0 + cw].copy()
+    meta = {**sample.meta, "crop_yx": [y0, x0]}
+    return Sample(sample.name, image, labels, meta)
+
+
+def crop_labels(
+    labels: np.ndarray, window: tuple[int, int, int, int], min_area: int = MIN_CROP_AREA
+) -> np.ndarray:
+    """``labels`` cut to ``window`` (top, left, height, width): instances cut by its border
+    clipped, slivers under ``min_area`` px dropped, the rest numbered 1..n."""
+    y0, x0, h, w = window
+    labels = labels[y0 : y0 + h, x0 : x0 + w].copy()
     if labels.any():
         small = np.flatnonzero(is_sliver(np.bincount(labels.ravel()), min_area))
         small = small[small > 0]
         if small.size:
             labels[np.isin(labels, small)] = 0
-    image = sample.image[y0 : y0 + ch, x0 : x0 + cw].copy()
-    meta = {**sample.meta, "crop_yx": [y0, x0]}
-    return Sample(sample.name, image, relabel_consecutive(labels), meta)
+    return relabel_consecutive(labels)
 
 
 @dataclass

@@ -37,15 +37,20 @@ from typing import Any
 
 import numpy as np
 
+from nuclei_pa.annotate.formats import (
+    ANNOTATION_SUFFIXES,
+    VECTOR_SUFFIXES,
+    detect_format,
+    read_annotation,
+)
 from nuclei_pa.data.convert_common import IMAGE_SUFFIXES, index_by_stem, load_image
 from nuclei_pa.errors import ConfigError, InputError
 from nuclei_pa.io.atomic import atomic_dir
 from nuclei_pa.io.dataset import Sample, write_split
+from nuclei_pa.io.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_SUFFIXES = (".json", ".geojson", ".zip", ".roi", ".xml", ".tif", ".tiff", ".png")
-VECTOR_SUFFIXES = (".json", ".geojson", ".zip", ".roi", ".xml")  # never mistaken for an image
 _SEPARATORS = ("-", "_", ".")
 TEST_SELECTORS = ("names", "glob", "fraction", "images")
 
@@ -170,11 +175,16 @@ class FolderPlan:
 # locating files
 
 
+def _names(name: str, stem: str) -> bool:
+    """Whether ``name`` refers to the image ``stem``: equal, or a prefix followed by a separator."""
+    return stem == name or (stem.startswith(name) and stem[len(name)] in _SEPARATORS)
+
+
 def _resolve_name(name: str, stems: Sequence[str], where: Path) -> str | None:
-    """The stem a name refers to (exact, or a prefix followed by a separator), or None."""
+    """The stem a name refers to (exact match first), or None."""
     if name in stems:
         return name
-    hits = [s for s in stems if s.startswith(name) and s[len(name) : len(name) + 1] in _SEPARATORS]
+    hits = [s for s in stems if _names(name, s)]
     if len(hits) > 1:
         raise InputError(where, f"name {name!r} matches several images: {', '.join(hits[:4])}")
     return hits[0] if hits else None
@@ -224,8 +234,6 @@ def _annotation_index(spec_images: Path, annotations: Path) -> dict[str, Path] |
 
 
 def _coco_stems(path: Path) -> set[str]:
-    from nuclei_pa.io.jsonfile import read_json
-
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise InputError(path, "not a COCO instances file (no 'images' list)")
@@ -237,7 +245,6 @@ def _entries(
     annotations: Path,
     table: Mapping[str, Mapping[str, str]] | None,
     spec: FolderSpec,
-    where: str,
 ) -> tuple[list[Entry], list[str]]:
     """Every usable image of a folder with its annotation file and metadata; missing names."""
     if not images_dir.is_dir():
@@ -258,7 +265,7 @@ def _entries(
         if unlisted and spec.only_listed:
             log.info(
                 "%s: %d image(s) not in the metadata, skipped: %s",
-                where,
+                images_dir,
                 len(unlisted),
                 ", ".join(unlisted),
             )
@@ -287,7 +294,7 @@ def _entries(
         orphans = sorted(set(ann) - set(images))
         files = {s: ann[s] for s in stems}
     if table is not None and spec.only_listed:
-        orphans = [o for o in orphans if _resolve_name_in(o, table)]
+        orphans = [o for o in orphans if any(_names(n, o) for n in table)]
     if orphans:
         src = ann if isinstance(ann, Path) else ann[orphans[0]]
         raise InputError(src, f"annotations for image {orphans[0]!r}, which is not in {images_dir}")
@@ -295,21 +302,16 @@ def _entries(
     return entries, missing
 
 
-def _resolve_name_in(stem: str, names: Mapping[str, Any] | Sequence[str]) -> bool:
-    """Whether ``stem`` is named by one of ``names`` (exactly or by prefix)."""
-    return any(stem == n or (stem.startswith(n) and stem[len(n)] in _SEPARATORS) for n in names)
-
-
 def plan_folder(spec: FolderSpec) -> FolderPlan:
     """Locate every file and decide the split without reading any pixel (cheap: plan time)."""
     table = dict(spec.table) if spec.table is not None else None
     if spec.metadata is not None:
         table = _read_table(spec.metadata)
-    entries, missing = _entries(spec.images, spec.annotations, table, spec, str(spec.images))
+    entries, missing = _entries(spec.images, spec.annotations, table, spec)
     test = spec.test
     if test.images is not None:
         assert test.annotations is not None
-        held, more = _entries(test.images, test.annotations, table, spec, str(test.images))
+        held, more = _entries(test.images, test.annotations, table, spec)
         clash = {e.name for e in held} & {e.name for e in entries}
         if clash:
             raise InputError(test.images, f"image {sorted(clash)[0]} is in both folders")
@@ -359,8 +361,6 @@ def plan_folder(spec: FolderSpec) -> FolderPlan:
 
 def read_entry(entry: Entry, spec: FolderSpec) -> Sample:
     """Read one image and its annotations into a :class:`Sample`."""
-    from nuclei_pa.annotate.formats import detect_format, read_annotation
-
     image = load_image(entry.image, channel=spec.channel)
     fmt = detect_format(entry.annotations)
     labels = read_annotation(

@@ -124,24 +124,25 @@ class NucleusDataset(Dataset):
 
     def boxes_xywh(self) -> np.ndarray:
         """Every non-degenerate annotation box (COCO x, y, w, h): the pa module's anchor size."""
-        boxes = [_xywh(a, it.height, it.width) for it in self.items for a in it.anns]
-        arr = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        arr = np.concatenate([self._xywh(k) for k in range(len(self))])
         return arr[(arr[:, 2] >= 1) & (arr[:, 3] >= 1)]
 
     def instance_boxes(self, index: int) -> np.ndarray:
-        """Image ``index``'s annotation boxes, float xyxy [N, 4] in annotation order (cached).
+        """Image ``index``'s annotation boxes, float xyxy [N, 4] in annotation order.
 
         From the COCO ``bbox`` where given (no mask decoded), else from the mask; a crop decodes
         only the instances whose box meets its window.
         """
-        cache = self._boxes
-        if index not in cache:
+        xywh = self._xywh(index)
+        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+
+    def _xywh(self, index: int) -> np.ndarray:
+        """Image ``index``'s annotation boxes as COCO (x, y, w, h), computed once."""
+        if index not in self._boxes:
             item = self.items[index]
-            xywh = np.asarray(
-                [_xywh(a, item.height, item.width) for a in item.anns], dtype=float
-            ).reshape(-1, 4)
-            cache[index] = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        return cache[index]
+            boxes = [_xywh(a, item.height, item.width) for a in item.anns]
+            self._boxes[index] = np.asarray(boxes, dtype=float).reshape(-1, 4)
+        return self._boxes[index]
 
     def crop_windows(self, size: int) -> CropWindows:
         """Where patches of ``size`` px come from: every image's shape and annotated nuclei."""
