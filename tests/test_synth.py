@@ -110,11 +110,23 @@ def test_counts_are_close_to_the_configured_mean(fluo_samples):
     counts = np.array([s.n_instances for s in fluo_samples])
     assert abs(counts.mean() / 35.0 - 1) < 0.15
     assert counts.std() > 2  # counts vary per image
-    dense = [
-        s.n_instances
-        for s in generate_split(SynthConfig(n_train=6, nuclei_per_image=60), "train", 0)
-    ]
-    assert abs(np.mean(dense) / 60.0 - 1) < 0.2
+    dense = SynthConfig(n_train=6, nuclei_per_image=60, image_scale=(1.0, 1.0))
+    assert abs(np.mean([s.n_instances for s in generate_split(dense, "train", 0)]) / 60 - 1) < 0.2
+
+
+def test_nucleus_sizes_vary_several_fold_between_and_within_images(fluo_samples):
+    # as in real collections (../shared/data/dsb-fluo: ~11 to ~80 px): a model or anchor tuned
+    # to one nucleus size must show its failure on the default data
+    medians, spreads, diameters = [], [], []
+    for s in fluo_samples:
+        areas = np.bincount(s.labels.ravel())[1:]
+        d = 2 * np.sqrt(areas[areas > 0] / np.pi)  # equivalent diameter, px
+        medians.append(np.median(d))
+        spreads.append(np.percentile(d, 90) / np.percentile(d, 10))
+        diameters.extend(d)
+    assert max(medians) / min(medians) > 2.2  # image scales 0.6..1.8: 3× at the extremes
+    assert np.median(spreads) > 1.4  # radius 6..12 within an image
+    assert np.percentile(diameters, 99) / np.percentile(diameters, 1) > 4
 
 
 def test_labels_are_valid_partitions(fluo_samples, he_samples):

@@ -343,7 +343,7 @@ def _round_model(
         path = prev / prev_record["checkpoint"]
         state = ckpt.load(path)
         try:
-            trained = ModelConfig.from_dict(state["trained_model_config"])
+            trained = ModelConfig.from_saved(state["trained_model_config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(path, f"unusable trained_model_config ({exc})") from exc
         if requested is not None:

@@ -70,6 +70,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="COCO instances JSON describing --images (category: nucleus; RLE or polygon masks)",
     )
     p.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FILE",
+        help="the training images' full annotations (COCO file or split folder), when the "
+        "training set was derived from them: train_log.csv then also records how many of the pa "
+        "model's centre boxes sit on unlabelled nuclei",
+    )
+    p.add_argument(
         "-o",
         "--out",
         type=Path,
@@ -240,7 +248,13 @@ def run(args: argparse.Namespace) -> int:
     data = args.data if args.data is not None else (args.images, args.annotations)
     try:
         final = train(
-            data, args.out, model_cfg, train_cfg, resume=not args.restart, progress=not args.quiet
+            data,
+            args.out,
+            model_cfg,
+            train_cfg,
+            resume=not args.restart,
+            progress=not args.quiet,
+            reference=args.reference,
         )
     except FloatingPointError as exc:
         print(f"nuclei-pa train: error: {exc}", file=sys.stderr)

@@ -59,6 +59,10 @@ class SynthConfig:
     nuclei_per_image: float = 35.0  # mean count per image (H&E: times the style density)
     count_spread: float = 0.2  # relative sd of the per-image mean count
     radius: tuple[float, float] = (6.0, 12.0)  # nucleus radius range (px, disc of equal area)
+    # per-image magnification, log-uniform, times ``radius`` (count ÷ its square, so coverage
+    # stays): real collections mix objectives and cell types, nuclei differ several-fold between
+    # images as well as within one (fl.)
+    image_scale: tuple[float, float] = (0.6, 1.8)
     min_area: int = 15  # smallest visible part of a labelled nucleus (px)
     # shapes and placement (fl.)
     elongation: tuple[float, float] = (1.0, 1.7)  # aspect-ratio range
@@ -84,7 +88,14 @@ class SynthConfig:
     he_noise: float = 2.5  # sd of the RGB noise (grey levels)
 
     def __post_init__(self) -> None:
-        for name in ("radius", "elongation", "photons", "train_styles", "test_styles"):
+        for name in (
+            "radius",
+            "image_scale",
+            "elongation",
+            "photons",
+            "train_styles",
+            "test_styles",
+        ):
             value = getattr(self, name)
             if isinstance(value, list):  # YAML gives lists; keep the config hashable
                 object.__setattr__(self, name, tuple(value))
@@ -143,8 +154,19 @@ def _validate(cfg: SynthConfig) -> None:
     number("nuclei_per_image", 0.0, 10_000.0, lo_open=True)
     number("count_spread", 0.0, 2.0)
     interval("radius", 1.0, lo_open=False)
-    if cfg.radius[1] > min(cfg.shape) / 4:
-        raise bad("radius", f"at most a quarter of the image side ({min(cfg.shape) / 4:g} px)")
+    interval("image_scale", 0.0)
+    if cfg.radius[1] * cfg.image_scale[1] > min(cfg.shape) / 4:
+        raise bad(
+            "radius",
+            f"at most a quarter of the image side ({min(cfg.shape) / 4:g} px) at the largest "
+            f"image_scale ({cfg.image_scale[1]:g})",
+        )
+    if np.pi * (cfg.radius[0] * cfg.image_scale[0]) ** 2 < cfg.min_area:
+        raise bad(
+            "image_scale",
+            f"large enough for min_area={cfg.min_area} px at the smallest radius "
+            "(π·(radius low·scale low)² ≥ min_area)",
+        )
     if np.pi * cfg.radius[1] ** 2 < cfg.min_area:
         raise bad("radius", f"large enough for min_area={cfg.min_area} px (π·high² ≥ min_area)")
     interval("elongation", 1.0, lo_open=False)

@@ -34,9 +34,11 @@ def place_fluorescence(cfg: SynthConfig, rng: np.random.Generator) -> Canvas:
     """Crowds of touching nuclei first, then scattered ones (which may land on crowds)."""
     h, w = cfg.shape
     canvas = Canvas((h, w), cfg.min_area)
-    n = draw_count(rng, cfg.nuclei_per_image, cfg.count_spread)
+    lo, hi = cfg.image_scale
+    scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if lo < hi else lo
+    n = draw_count(rng, cfg.nuclei_per_image / scale**2, cfg.count_spread)
     n_crowded = int(rng.binomial(n, cfg.clustered))
-    r_lo, r_hi = cfg.radius
+    r_lo, r_hi = cfg.radius[0] * scale, cfg.radius[1] * scale
 
     def make() -> Nucleus:
         u = rng.random()

@@ -38,11 +38,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from nuclei_pa.data.derive import is_sliver
+from nuclei_pa.data.derive import MIN_CROP_AREA, is_sliver
 from nuclei_pa.engine.tensors import image_to_tensor
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import decode_segmentation, load_coco
 from nuclei_pa.io.images import read_image
+from nuclei_pa.model.detector import REFERENCE_KEY
 
 # A crop of an image: (top row, left column, height, width), in pixels.
 Window = tuple[int, int, int, int]
@@ -74,13 +75,19 @@ class NucleusDataset(Dataset):
     background.
     """
 
-    def __init__(self, images_dir: str | Path, annotations: str | Path) -> None:
+    def __init__(
+        self,
+        images_dir: str | Path,
+        annotations: str | Path,
+        reference: str | Path | None = None,
+    ) -> None:
         images_dir, annotations = Path(images_dir), Path(annotations)
         if not images_dir.is_dir():
             raise InputError(images_dir, "images folder not found")
         index = load_coco(annotations, images_dir)
         self.annotations = annotations
         self._boxes: dict[int, np.ndarray] = {}
+        self._reference: list[np.ndarray] | None = None
         self.items = [
             _Item(
                 images_dir / img["file_name"],
@@ -102,6 +109,8 @@ class NucleusDataset(Dataset):
                     f"image is {shape[0]}×{shape[1]} but {annotations.name} says "
                     f"{item.height}×{item.width}",
                 )
+        if reference is not None:
+            self._reference = _reference_boxes(Path(reference), self.items)
 
     @classmethod
     def from_split(cls, folder: str | Path) -> NucleusDataset:
@@ -176,11 +185,31 @@ class NucleusDataset(Dataset):
         if flip_v:
             image, masks = image.flip(-2), masks[:, ::-1, :]
         masks = np.ascontiguousarray(masks, dtype=np.uint8)
-        return image, {
+        target = {
             "boxes": torch.from_numpy(mask_boxes(masks)),
             "labels": torch.ones(len(masks), dtype=torch.int64),
             "masks": torch.from_numpy(masks),
         }
+        if self._reference is not None:
+            height, width = image.shape[-2:]
+            boxes = self._reference[index]
+            if window is not None:
+                y0, x0 = window[0], window[1]
+                boxes = boxes - np.array([x0, y0, x0, y0], dtype=np.float32)
+                boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+                sides = boxes[:, 2:] - boxes[:, :2]
+                keep = (sides.min(axis=1) >= 1) & (sides.prod(axis=1) >= MIN_CROP_AREA)
+                boxes = boxes[keep]
+            if flip_h:
+                boxes = np.stack(
+                    [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1
+                )
+            if flip_v:
+                boxes = np.stack(
+                    [boxes[:, 0], height - boxes[:, 3], boxes[:, 2], height - boxes[:, 1]], 1
+                )
+            target[REFERENCE_KEY] = torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32))
+        return image, target
 
     def _window_masks(self, index: int, window: Window) -> np.ndarray:
         """Masks of the instances in ``window``, clipped to it; slivers dropped (see module)."""
@@ -235,12 +264,42 @@ def _xywh(ann: dict[str, Any], height: int, width: int) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]
 
 
-def open_dataset(data: str | Path | tuple[str | Path, str | Path]) -> NucleusDataset:
-    """A split folder (``images/`` + ``annotations.json``) or an (images folder, COCO file) pair."""
+def _reference_boxes(path: Path, items: list[_Item]) -> list[np.ndarray]:
+    """Each training image's full-annotation boxes (xyxy) from the COCO file ``path``, which
+    must list every training image by file name at the same size."""
+    index = load_coco(path)
+    by_name = {img["file_name"]: (img_id, img) for img_id, img in index.images.items()}
+    boxes = []
+    for item in items:
+        if item.path.name not in by_name:
+            raise InputError(path, f"does not list training image {item.path.name}")
+        img_id, img = by_name[item.path.name]
+        if (int(img["height"]), int(img["width"])) != (item.height, item.width):
+            raise InputError(path, f"gives {item.path.name} another size than the training set")
+        xywh = np.asarray(
+            [_xywh(a, item.height, item.width) for a in index.anns_by_image.get(img_id, [])],
+            dtype=np.float32,
+        ).reshape(-1, 4)
+        xywh = xywh[(xywh[:, 2] >= 1) & (xywh[:, 3] >= 1)]
+        boxes.append(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1))
+    return boxes
+
+
+def open_dataset(
+    data: str | Path | tuple[str | Path, str | Path], reference: str | Path | None = None
+) -> NucleusDataset:
+    """A split folder (``images/`` + ``annotations.json``) or an (images folder, COCO file) pair;
+    ``reference``: the same images' full annotations (a COCO file or split folder), for the pa
+    diagnostics only."""
+    if reference is not None and Path(reference).is_dir():
+        reference = Path(reference) / "annotations.json"
     if isinstance(data, tuple | list):
         images_dir, annotations = data
-        return NucleusDataset(images_dir, annotations)
-    return NucleusDataset.from_split(data)
+        return NucleusDataset(images_dir, annotations, reference)
+    folder = NucleusDataset.from_split(data)
+    if reference is not None:
+        folder._reference = _reference_boxes(Path(reference), folder.items)
+    return folder
 
 
 @dataclass(frozen=True, eq=False)

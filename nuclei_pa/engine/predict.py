@@ -56,7 +56,7 @@ def load_model(
     from nuclei_pa.model import ModelConfig, build_model
 
     try:
-        model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+        model = build_model(ModelConfig.from_saved(ckpt["model_config"]))
     except InputError:
         raise
     except (ValueError, TypeError, KeyError) as exc:

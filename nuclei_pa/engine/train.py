@@ -74,6 +74,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     stop_after: int | None = None,
+    reference: str | Path | None = None,
 ) -> Path:
     """Train on ``data`` and return the final checkpoint, ``out_dir/ckpt_{iterations:06d}.pt``.
 
@@ -82,9 +83,13 @@ def train(
     one) and ``train_log.csv`` (every loss term of every iteration). With ``resume`` an existing
     run in ``out_dir`` is continued from its newest checkpoint; without it, its checkpoints and
     log are deleted first. ``stop_after`` ends the run after the first checkpoint at or beyond
-    that iteration (to test resumption). Under ``torchrun`` every process calls this.
+    that iteration (to test resumption). ``reference``: the training images' full annotations
+    (COCO file or split folder), when known, so ``train_log.csv`` also says how many of the pa
+    module's centre boxes sit on unlabelled nuclei. Under ``torchrun`` every process calls this.
     """
-    return train_model(data, out_dir, model_cfg, train_cfg, resume, progress, stop_after).checkpoint
+    return train_model(
+        data, out_dir, model_cfg, train_cfg, resume, progress, stop_after, reference
+    ).checkpoint
 
 
 def prepare_model_config(model_cfg: ModelConfig, dataset: NucleusDataset) -> ModelConfig:
@@ -105,10 +110,11 @@ def train_model(
     resume: bool = True,
     progress: bool = True,
     stop_after: int | None = None,
+    reference: str | Path | None = None,
 ) -> TrainResult:
     """:func:`train`, also returning the model (tests compare data-parallel replicas with it)."""
     out_dir = Path(out_dir)
-    dataset = open_dataset(data)
+    dataset = open_dataset(data, reference)
     device = resolve_device(train_cfg.device)
     world = init_world(device)
     try:
@@ -180,7 +186,7 @@ class _Run:
         state = ckpt.load(path)
         trained = state.get("trained_model_config", state.get("model_config"))
         try:
-            saved_model = ModelConfig.from_dict(trained)
+            saved_model = ModelConfig.from_saved(trained)
         except (TypeError, ValueError) as exc:
             raise InputError(path, f"unusable model_config ({exc})") from exc
         if saved_model != self.model_cfg:
@@ -299,6 +305,7 @@ class _Run:
         return {
             "iteration": iteration,
             **values,
+            **getattr(self.model, "diagnostics", {}),
             "grad_norm": grad_norm,
             "lr": self.cfg.lr,
             "seconds": time.perf_counter() - tic,

@@ -156,6 +156,7 @@ def _pa_module(cfg: ModelConfig, rpn_conv: nn.Module) -> PAModule:
         threshold=cfg.center_threshold,
         max_boxes=cfg.max_center_boxes,
         nms_iou=cfg.center_nms_iou,
+        box_weights=cfg.center_box_weights,
     )
     return PAModule(attention, center, cfg.anchor_wh, cfg.warmup_steps)
 

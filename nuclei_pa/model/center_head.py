@@ -151,6 +151,7 @@ class CenterBranch(nn.Module):
         threshold: float = 0.95,
         max_boxes: int = 1000,
         nms_iou: float | None = None,
+        box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
     ) -> None:
         super().__init__()
         self.head = head
@@ -160,7 +161,7 @@ class CenterBranch(nn.Module):
         self.threshold = threshold
         self.max_boxes = max_boxes
         self.nms_iou = nms_iou
-        self.coder = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+        self.coder = BoxCoder(weights=box_weights)
 
     def sample(self, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Indices of sampled positive and negative locations among the whole batch's ``labels``

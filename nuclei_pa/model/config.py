@@ -66,6 +66,10 @@ class ModelConfig:
     center_samples: int = 128  # pixels sampled per batch
     center_positive_fraction: float = 0.5  # positives:negatives up to 1:1
     center_threshold: float = 0.95
+    # Centre-box deltas (dx, dy, dw, dh) relative to the median-nucleus anchor are multiplied
+    # by these before the loss: the RPN's (1, 1, 1, 1). The R-CNN head's (10, 10, 5, 5) made
+    # log-size errors of nuclei several-fold off the median dominate the whole update.
+    center_box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     center_nms_iou: float | None = None  # NMS of decoded centre boxes (None: none, as the paper)
     max_center_boxes: int = 1000
     # A would-be negative overlapping a predicted box this much is ignored instead: each stage's
@@ -91,6 +95,11 @@ class ModelConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown model preset {name!r}; expected one of {sorted(PRESETS)}")
         return cls.from_dict({**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> ModelConfig:
+        """A checkpoint's configuration; a key it predates gets the value it was trained with."""
+        return cls.from_dict({**SAVED_BEFORE, **data})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -212,9 +221,14 @@ def _validate(cfg: ModelConfig) -> None:
         raise bad("center_head_convs" if cfg.center_head_convs < 0 else "warmup_steps", "≥ 0")
     if not set(cfg.attention_levels) <= set(FPN_LEVELS):
         raise bad("attention_levels", f"FPN level names among {FPN_LEVELS}")
+    if min(cfg.center_box_weights) <= 0:
+        raise bad("center_box_weights", "four positive numbers")
     if cfg.anchor_wh is not None and min(cfg.anchor_wh) <= 0:
         raise bad("anchor_wh", "two positive numbers (median nucleus width, height)")
 
+
+# Settings added after checkpoints were first written, with the behaviour those checkpoints had.
+SAVED_BEFORE: dict[str, Any] = {"center_box_weights": (10.0, 10.0, 5.0, 5.0)}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Well under a second per iteration at batch 2 on 256×256 images on 2 CPU cores.

@@ -6,6 +6,7 @@ Train mode returns the loss dict (torchvision's keys, plus ``loss_centerness`` a
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
@@ -15,7 +16,11 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.center_head import CenterBranch
-from nuclei_pa.model.ignore import unlabelled
+from nuclei_pa.model.ignore import match_rate, unlabelled
+
+#: Target key of a training image's *full* annotation boxes (xyxy), when they are known (a
+#: derivation benchmark): used only to report how well the centre boxes find unlabelled nuclei.
+REFERENCE_KEY = "reference_boxes"
 
 
 class NativeSizeTransform(GeneralizedRCNNTransform):
@@ -34,7 +39,14 @@ class NativeSizeTransform(GeneralizedRCNNTransform):
     def resize(self, image, target=None):
         if self.keep_size:
             return image, target
-        return super().resize(image, target)
+        height, width = image.shape[-2:]
+        image, target = super().resize(image, target)
+        if target is not None and REFERENCE_KEY in target:
+            scale = torch.tensor(
+                [image.shape[-1] / width, image.shape[-2] / height] * 2, device=image.device
+            )
+            target[REFERENCE_KEY] = target[REFERENCE_KEY] * scale
+        return image, target
 
 
 class PAModule(nn.Module):
@@ -118,6 +130,8 @@ class NucleusRCNN(GeneralizedRCNN):
         super().__init__(backbone, rpn, roi_heads, transform)
         self.pa = pa
         self.labelled_match_iou = labelled_match_iou
+        #: What the pa module did in the last training forward pass (see :meth:`_diagnose`).
+        self.diagnostics: dict[str, float] = {}
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
         if self.training:
@@ -151,8 +165,40 @@ class NucleusRCNN(GeneralizedRCNN):
         finally:
             self.rpn.ignore_boxes = self.roi_heads.ignore_boxes = None
         if self.training:
+            if self.pa is not None:
+                self.diagnostics = self._diagnose(predicted, ignore, targets)
             return {**losses, **rpn_losses, **roi_losses}
         return self.transform.postprocess(detections, images.image_sizes, original_sizes)
+
+    def _diagnose(
+        self,
+        predicted: list[Tensor] | None,
+        ignore: list[Tensor] | None,
+        targets: list[dict[str, Tensor]],
+    ) -> dict[str, float]:
+        """Per-image means of the centre boxes predicted, those not on a labelled nucleus (the
+        ones used), and the anchors and proposals they turned from negative to ignored. With
+        full annotations in the targets, also the share of used boxes that sit on an unlabelled
+        nucleus (IoU ≥ 0.5) and the share of unlabelled nuclei they find: whether "ignore" lands
+        on nuclei or on background."""
+        n = len(targets)
+        row = {
+            "pa_center_boxes": sum(len(p) for p in predicted or []) / n,
+            "pa_unlabelled_boxes": sum(len(p) for p in ignore or []) / n,
+            "pa_ignored_anchors": self.rpn.ignored / n,
+            "pa_ignored_proposals": self.roi_heads.ignored / n,
+        }
+        if targets and all(REFERENCE_KEY in t for t in targets):
+            used = hits = found = missing = 0
+            for k, t in enumerate(targets):
+                nuclei = unlabelled(t[REFERENCE_KEY], t["boxes"], 0.5)
+                boxes = ignore[k] if ignore is not None else t["boxes"][:0]
+                on, hit = match_rate(boxes, nuclei)
+                used, hits = used + len(boxes), hits + on
+                found, missing = found + hit, missing + len(nuclei)
+            row["pa_on_unlabelled_nucleus"] = hits / used if used else math.nan
+            row["pa_unlabelled_nuclei_found"] = found / missing if missing else math.nan
+        return row
 
 
 def _check_targets(targets: list[dict[str, Tensor]] | None) -> None:

@@ -42,3 +42,19 @@ def unlabelled(predicted: Tensor, gt_boxes: Tensor, iou: float | None) -> Tensor
         return predicted
     best = box_ops.box_iou(predicted, gt_boxes.to(predicted)).max(dim=1).values
     return predicted[best < iou]
+
+
+def count_ignored(before: list[Tensor], after: list[Tensor], background: float | int) -> int:
+    """How many candidates :func:`ignore_overlapping` turned from background to ignored."""
+    return sum(
+        int(((b == background) & (a == -1)).sum()) for b, a in zip(before, after, strict=True)
+    )
+
+
+def match_rate(boxes: Tensor, reference: Tensor, iou: float = 0.5) -> tuple[int, int]:
+    """(boxes matching some ``reference`` box at ≥ ``iou``, reference boxes matched by some box):
+    how many predicted centre boxes are real nuclei, and how many real nuclei they find."""
+    if boxes.numel() == 0 or reference.numel() == 0:
+        return 0, 0
+    overlap = box_ops.box_iou(boxes, reference.to(boxes)) >= iou
+    return int(overlap.any(dim=1).sum()), int(overlap.any(dim=0).sum())

@@ -10,21 +10,26 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from nuclei_pa.model.ignore import ignore_overlapping
+from nuclei_pa.model.ignore import count_ignored, ignore_overlapping
 
 
 class PARoIHeads(RoIHeads):
     #: Per-image predicted boxes for the current training forward pass (None: torchvision's heads).
     ignore_boxes: list[Tensor] | None = None
     ignore_iou: float = 0.5
+    #: Proposals turned from background to ignored in the last training forward pass.
+    ignored: int = 0
 
     def assign_targets_to_proposals(
         self, proposals: list[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor]
     ) -> tuple[list[Tensor], list[Tensor]]:
         matched, labels = super().assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+        self.ignored = 0
         if self.ignore_boxes is not None:
-            labels = [
+            relabelled = [
                 ignore_overlapping(lab, prop, pred, self.ignore_iou, 0)
                 for lab, prop, pred in zip(labels, proposals, self.ignore_boxes, strict=True)
             ]
+            self.ignored = count_ignored(labels, relabelled, 0)
+            labels = relabelled
         return matched, labels

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision.models.detection.rpn import RegionProposalNetwork
 
-from nuclei_pa.model.ignore import ignore_overlapping
+from nuclei_pa.model.ignore import count_ignored, ignore_overlapping
 
 
 class PARegionProposalNetwork(RegionProposalNetwork):
@@ -19,14 +19,19 @@ class PARegionProposalNetwork(RegionProposalNetwork):
     #: training forward pass, None otherwise (then this is exactly torchvision's RPN).
     ignore_boxes: list[Tensor] | None = None
     ignore_iou: float = 0.3
+    #: Anchors turned from negative to ignored in the last training forward pass (all images).
+    ignored: int = 0
 
     def assign_targets_to_anchors(
         self, anchors: list[Tensor], targets: list[dict[str, Tensor]]
     ) -> tuple[list[Tensor], list[Tensor]]:
         labels, matched = super().assign_targets_to_anchors(anchors, targets)
+        self.ignored = 0
         if self.ignore_boxes is not None:
-            labels = [
+            relabelled = [
                 ignore_overlapping(lab, anc, pred, self.ignore_iou, 0.0)
                 for lab, anc, pred in zip(labels, anchors, self.ignore_boxes, strict=True)
             ]
+            self.ignored = count_ignored(labels, relabelled, 0.0)
+            labels = relabelled
         return labels, matched
