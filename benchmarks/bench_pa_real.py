@@ -55,9 +55,7 @@ def _train_job(job: dict) -> str:
 def _evaluate_job(job: dict) -> dict:
     torch.set_num_threads(1)
     out = Path(job["checkpoint"]).with_suffix("")
-    predict_folder(
-        load_model(job["checkpoint"], "cpu"), job["images"], out, progress=False, overwrite=True
-    )
+    predict_folder(load_model(job["checkpoint"], "cpu"), job["images"], out, progress=False)
     per_image = evaluate(job["test"], out / "labels")
     return {**job["key"], **{k: float(per_image[k].mean()) for k in METRICS}}
 
@@ -76,7 +74,6 @@ def _inference_seconds(checkpoints: dict[str, Path], images: Path, rounds: int) 
                 images,
                 Path("/tmp") / f"bench_pa_real_{name}_{r}",
                 progress=False,
-                overwrite=True,
             )
             times[name].append((time.perf_counter() - tic) / n)
     return {name: float(pd.Series(t).median()) for name, t in times.items()}
@@ -115,6 +112,7 @@ def main() -> None:
         "checkpoint_every": args.every,
         "lr": args.lr,
         "threads": 1,
+        "num_workers": 0,  # the pool's processes may not start loader workers of their own
     }
     jobs = []
     for seed in args.seeds:

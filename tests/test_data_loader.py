@@ -176,3 +176,21 @@ def test_loader_workers_yield_the_same_batches(split):
         assert all(torch.equal(a, b) for a, b in zip(ia, ib, strict=True))
         for a, b in zip(ta, tb, strict=True):
             assert all(torch.equal(a[k], b[k]) for k in ("boxes", "labels", "masks"))
+
+
+@pytest.mark.parametrize("flip_h, flip_v", [(False, False), (True, True)])
+def test_full_reference_annotations_follow_crops_and_flips(split, tmp_path, flip_h, flip_v):
+    # a partial set (first nucleus of each image) diagnosed against the full annotations
+    sample = asymmetric_sample("rgb")
+    partial = Sample("rgb", sample.image, np.where(sample.labels == 1, 1, 0))
+    write_split(tmp_path / "partial", [partial])
+    ds = open_dataset(tmp_path / "partial", reference=split)
+    full = NucleusDataset.from_split(split)
+    window = (0, 0, 48, 40)  # holds the disk at (8, 10) and the rectangle, no other nucleus
+    _, target = ds[(0, flip_h, flip_v, window)]
+    _, expected = full[(0, flip_h, flip_v, window)]
+    assert len(target["boxes"]) == 1
+    got = sorted(target["reference_boxes"].tolist())
+    assert got == sorted(expected["boxes"].tolist()) and len(got) == 2
+    with pytest.raises(InputError, match="does not list training image grey"):
+        open_dataset(split, reference=tmp_path / "partial")

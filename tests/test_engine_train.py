@@ -294,3 +294,25 @@ def test_fine_tuning_from_a_scratch_checkpoint_keeps_its_group_norm(data, tmp_pa
     state = torch.load(tuned, map_location="cpu", weights_only=True)
     assert state["model_config"]["norm"] == "gn" and state["model_config"]["init"] == "none"
     load_model(tuned, "cpu")  # rebuilds and loads every weight
+
+
+def test_cosine_learning_rate_reaches_the_log_and_binds_a_resume(data, tmp_path):
+    cfg = TrainConfig(iterations=4, lr=0.02)
+    # ½(1 + cos(π·(i − 1)/4)) for i = 1..4: 1, 0.8536, 0.5, 0.1464
+    assert [round(cfg.lr_at(i) / 0.02, 4) for i in (1, 2, 3, 4)] == [1.0, 0.8536, 0.5, 0.1464]
+    assert TrainConfig(lr=0.02, lr_schedule="constant").lr_at(999) == 0.02
+    with pytest.raises(ValueError, match="'lr_schedule' must be one of cosine, constant"):
+        TrainConfig(lr_schedule="step")
+    train(data, tmp_path / "r", tiny_model(), quick(4, 2, lr=0.02), progress=False)
+    log = pd.read_csv(tmp_path / "r" / "train_log.csv")
+    assert np.allclose(log["lr"], [cfg.lr_at(i) for i in (1, 2, 3, 4)])
+    # the cosine's length is in every step's rate: a longer run is another run
+    with pytest.raises(InputError, match="train setting iterations=4, now 6"):
+        train(data, tmp_path / "r", tiny_model(), quick(6, 2, lr=0.02), progress=False)
+    # a checkpoint from before the schedule existed was trained at a constant rate
+    path = tmp_path / "r" / "ckpt_000004.pt"
+    state = torch.load(path, weights_only=True)
+    del state["train_config"]["lr_schedule"]
+    torch.save(state, path)
+    with pytest.raises(InputError, match="lr_schedule='constant', now 'cosine'"):
+        train(data, tmp_path / "r", tiny_model(), quick(6, 2, lr=0.02), progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nuclei_pa.model.ignore import ignore_overlapping, unlabelled
+from nuclei_pa.model.ignore import centres_inside, count_ignored, ignore_overlapping, unlabelled
 from tests.test_model_pa import tiny_model
 
 GT = torch.tensor([[0.0, 0.0, 12.0, 12.0]])
@@ -93,3 +93,43 @@ def test_training_pass_hands_unlabelled_predictions_to_both_stages(monkeypatch):
     model([torch.rand(3, 64, 64)], targets)
     assert torch.equal(seen["rpn"][0], UNLABELLED) and torch.equal(seen["roi"][0], UNLABELLED)
     assert model.rpn.ignore_boxes is None and model.roi_heads.ignore_boxes is None  # reset
+
+
+def test_relabelled_candidates_are_counted():
+    before = [torch.tensor([1.0, 0.0, 0.0, -1.0]), torch.tensor([0.0])]
+    after = [torch.tensor([1.0, -1.0, 0.0, -1.0]), torch.tensor([-1.0])]
+    assert count_ignored(before, after, 0.0) == 2  # the already-ignored one is not counted
+
+
+def test_centres_inside_counts_boxes_on_nuclei_and_nuclei_found():
+    nuclei = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 40.0], [60.0, 0.0, 70.0, 9]])
+    boxes = torch.tensor(
+        [
+            [2.0, 2.0, 6.0, 6.0],  # centre (4, 4): first nucleus
+            [25.0, 25.0, 60.0, 60.0],  # centre (42.5, 42.5): sized wrong, off the second
+            [28.0, 22.0, 36.0, 30.0],  # centre (32, 26): second nucleus
+            [26.0, 30.0, 38.0, 34.0],  # centre (32, 32): second nucleus again
+        ]
+    )
+    assert centres_inside(boxes, nuclei) == (3, 2)
+    assert centres_inside(boxes[:0], nuclei) == (0, 0)
+
+
+def test_training_pass_reports_what_the_centre_boxes_did(monkeypatch):
+    from tests.test_model_pa import square_targets
+
+    model = tiny_model().train()
+    targets = square_targets(3)  # nuclei at (8, 6), (24, 24), (40, 42), 12 px
+    full = targets[0]["boxes"]
+    for key in ("boxes", "masks"):
+        targets[0][key] = targets[0][key][:1]  # only the first is labelled
+    targets[0]["reference_boxes"] = full
+    predicted = torch.cat([full[:1], full[1:2] + 1, torch.tensor([[50.0, 2.0, 60.0, 12.0]])])
+    monkeypatch.setattr(model.pa.center, "decode", lambda *a, **k: [(predicted, torch.ones(3))])
+    model([torch.rand(3, 64, 64)], targets)
+    d = model.diagnostics
+    assert d["pa_center_boxes"] == 3 and d["pa_unlabelled_boxes"] == 2  # labelled one left out
+    assert d["pa_on_unlabelled_nucleus"] == 0.5  # one on the second nucleus, one on background
+    assert d["pa_unlabelled_nuclei_found"] == 0.5  # the second of two unlabelled nuclei
+    assert d["pa_ignored_anchors"] == model.rpn.ignored > 0
+    assert d["pa_ignored_proposals"] == model.roi_heads.ignored >= 0

@@ -110,7 +110,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="images per iteration, all processes together; must divide by the number of "
         "GPUs under torchrun (default 8)",
     )
-    g.add_argument("--lr", type=float, metavar="LR", help="fixed SGD learning rate (default 0.01)")
+    g.add_argument("--lr", type=float, metavar="LR", help="peak SGD learning rate (default 0.01)")
+    g.add_argument(
+        "--lr-schedule",
+        choices=["cosine", "constant"],
+        help="cosine: decays to zero at the last iteration, so the last checkpoints settle "
+        "(default); constant: the paper's fixed rate",
+    )
     g.add_argument(
         "--checkpoint-every",
         type=int,
@@ -157,6 +163,7 @@ TRAIN_OPTIONS = (
     "iterations",
     "batch_size",
     "lr",
+    "lr_schedule",
     "checkpoint_every",
     "flips",
     "seed",

@@ -1,13 +1,17 @@
 """Training configuration: one frozen dataclass, the single source of every training default.
 
-Defaults follow the paper (section III): 1000 iterations, batch 8, fixed learning rate 0.01, SGD
-with weight decay, gradient-norm clipping, random flips as the only augmentation, a checkpoint
-every 50 iterations, whole images (``crop_size`` trains on patches instead).
+Defaults follow the paper (section III): 1000 iterations, batch 8, learning rate 0.01, SGD with
+weight decay, gradient-norm clipping, random flips as the only augmentation, a checkpoint every
+50 iterations, whole images (``crop_size`` trains on patches instead). One departure: the
+learning rate follows a cosine to zero instead of staying fixed (``lr_schedule``), because at a
+fixed rate neighbouring checkpoints differ by up to 0.15 mAP and a comparison of two models
+becomes a comparison of their luck.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +31,11 @@ TRAJECTORY_KEYS = (
     "flips",
     "seed",
     "crop_size",
+    "lr_schedule",
 )
+# The value a key has in a checkpoint written before the key existed.
+SAVED_BEFORE = {"lr_schedule": "constant"}
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,10 @@ class TrainConfig:
 
     iterations: int = 1000
     batch_size: int = 8  # global batch: split evenly across data-parallel processes
-    lr: float = 0.01  # fixed, no schedule (paper)
+    lr: float = 0.01  # the peak learning rate
+    # cosine: lr · ½(1 + cos(π·(i − 1)/iterations)) at iteration i, the last checkpoints settle;
+    # constant: lr throughout (the paper)
+    lr_schedule: str = "cosine"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     # Max global L2 norm of the gradient; 0 disables. The paper clips without saying at what.
@@ -77,6 +88,11 @@ class TrainConfig:
                 f"train setting 'crop_size' must be ≥ {MIN_CROP_SIZE} or None (whole images), "
                 f"got {self.crop_size!r}"
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"train setting 'lr_schedule' must be one of {', '.join(LR_SCHEDULES)}, "
+                f"got {self.lr_schedule!r}"
+            )
         if not self.lr > 0:
             raise ValueError(f"train setting 'lr' must be > 0, got {self.lr!r}")
         if not self.device:
@@ -86,6 +102,12 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from plain data (YAML, a checkpoint), naming any unknown key or mistyped value."""
         return from_plain(cls, data, "train")
+
+    def lr_at(self, iteration: int) -> float:
+        """The learning rate of 1-based ``iteration``: a pure function, so resuming is exact."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * (iteration - 1) / self.iterations))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

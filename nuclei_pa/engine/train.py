@@ -1,4 +1,4 @@
-"""Iteration-based training with exact resume: SGD, fixed learning rate, gradient-norm clipping.
+"""Iteration-based training with exact resume: SGD, cosine (or fixed) learning rate, clipping.
 
 Killed at any moment (even ``kill -9``) and started again with the same arguments, training
 continues from the newest complete checkpoint and ends with bitwise the same weights as an
@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nuclei_pa.engine import checkpoint as ckpt
-from nuclei_pa.engine.config import TRAJECTORY_KEYS, TrainConfig
+from nuclei_pa.engine.config import SAVED_BEFORE, TRAJECTORY_KEYS, TrainConfig
 from nuclei_pa.engine.data import InfiniteBatchSampler, NucleusDataset, collate, open_dataset
 from nuclei_pa.engine.distributed import (
     World,
@@ -202,9 +202,13 @@ class _Run:
         defaults = TrainConfig()
         for key in TRAJECTORY_KEYS if saved_train else ():
             # a key newer than the checkpoint: it was trained the way the default trains now
-            old = saved_train.get(key, getattr(defaults, key))
+            old = saved_train.get(key, SAVED_BEFORE.get(key, getattr(defaults, key)))
             if old != getattr(self.cfg, key):
                 raise _mismatch(path, "train", key, old, getattr(self.cfg, key))
+        old_iterations = saved_train.get("iterations", self.cfg.iterations)
+        if self.cfg.lr_schedule == "cosine" and old_iterations != self.cfg.iterations:
+            # the cosine's length is part of every step's learning rate
+            raise _mismatch(path, "train", "iterations", old_iterations, self.cfg.iterations)
         saved_data = state.get("data", {}).get("sha256")
         if saved_data is not None and saved_data != self.fingerprint:
             raise InputError(
@@ -297,6 +301,9 @@ class _Run:
                 f"iteration {iteration}: loss terms {values} are not finite; lower the learning "
                 "rate or clip gradients harder"
             )
+        lr = self.cfg.lr_at(iteration)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.cfg.clip_grad_norm if self.cfg.clip_grad_norm > 0 else math.inf
@@ -307,7 +314,7 @@ class _Run:
             **values,
             **getattr(self.model, "diagnostics", {}),
             "grad_norm": grad_norm,
-            "lr": self.cfg.lr,
+            "lr": lr,
             "seconds": time.perf_counter() - tic,
             "peak_memory_mb": _peak_memory_mb(self.device),
         }

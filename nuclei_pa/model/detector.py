@@ -16,7 +16,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.center_head import CenterBranch
-from nuclei_pa.model.ignore import match_rate, unlabelled
+from nuclei_pa.model.ignore import centres_inside, unlabelled
 
 #: Target key of a training image's *full* annotation boxes (xyxy), when they are known (a
 #: derivation benchmark): used only to report how well the centre boxes find unlabelled nuclei.
@@ -179,8 +179,8 @@ class NucleusRCNN(GeneralizedRCNN):
         """Per-image means of the centre boxes predicted, those not on a labelled nucleus (the
         ones used), and the anchors and proposals they turned from negative to ignored. With
         full annotations in the targets, also the share of used boxes that sit on an unlabelled
-        nucleus (IoU ≥ 0.5) and the share of unlabelled nuclei they find: whether "ignore" lands
-        on nuclei or on background."""
+        nucleus (its centre inside one) and the share of unlabelled nuclei they find: whether
+        "ignore" lands on nuclei or on background."""
         n = len(targets)
         row = {
             "pa_center_boxes": sum(len(p) for p in predicted or []) / n,
@@ -193,7 +193,7 @@ class NucleusRCNN(GeneralizedRCNN):
             for k, t in enumerate(targets):
                 nuclei = unlabelled(t[REFERENCE_KEY], t["boxes"], 0.5)
                 boxes = ignore[k] if ignore is not None else t["boxes"][:0]
-                on, hit = match_rate(boxes, nuclei)
+                on, hit = centres_inside(boxes, nuclei)
                 used, hits = used + len(boxes), hits + on
                 found, missing = found + hit, missing + len(nuclei)
             row["pa_on_unlabelled_nucleus"] = hits / used if used else math.nan

@@ -51,10 +51,13 @@ def count_ignored(before: list[Tensor], after: list[Tensor], background: float |
     )
 
 
-def match_rate(boxes: Tensor, reference: Tensor, iou: float = 0.5) -> tuple[int, int]:
-    """(boxes matching some ``reference`` box at ≥ ``iou``, reference boxes matched by some box):
-    how many predicted centre boxes are real nuclei, and how many real nuclei they find."""
-    if boxes.numel() == 0 or reference.numel() == 0:
+def centres_inside(boxes: Tensor, nuclei: Tensor) -> tuple[int, int]:
+    """(boxes whose centre lies inside some nucleus box, nuclei holding some box's centre): how
+    many predicted centre boxes sit on a nucleus, and how many nuclei they find. Location, not
+    IoU: a box on a nucleus but sized wrong still protects that nucleus's anchors."""
+    if boxes.numel() == 0 or nuclei.numel() == 0:
         return 0, 0
-    overlap = box_ops.box_iou(boxes, reference.to(boxes)) >= iou
-    return int(overlap.any(dim=1).sum()), int(overlap.any(dim=0).sum())
+    centre = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+    nuclei = nuclei.to(boxes)[None]
+    inside = ((centre >= nuclei[..., :2]) & (centre < nuclei[..., 2:])).all(dim=-1)
+    return int(inside.any(dim=1).sum()), int(inside.any(dim=0).sum())
