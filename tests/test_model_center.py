@@ -133,19 +133,25 @@ def test_decoding_two_blobs_gives_two_boxes_at_their_peaks():
     logits[0, 5:7, 5] = 5.0  # blob 2, peak at row 6, col 5
     logits[0, 6, 5] = 7.0
     regression = torch.zeros(1, 4, 8, 8)
-    regression[0, :, 1, 2] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # dx = 1/10 of the anchor width
+    regression[0, :, 1, 2] = torch.tensor([0.1, 0.0, 0.0, 0.0])  # dx = 1/10 of the anchor width
     [(boxes, scores)] = branch.decode(logits, regression, [(32, 32)], [torch.tensor([6.0, 4.0])])
     # anchors centred at ((col + .5) * 4, (row + .5) * 4), 6 x 4; the first moved 0.6 px right
     expected = torch.tensor([[19.0, 24.0, 25.0, 28.0], [7.6, 4.0, 13.6, 8.0]])
     assert torch.allclose(boxes, expected)
     assert torch.allclose(scores, torch.sigmoid(torch.tensor([7.0, 6.0])))
+    # the R-CNN head's weights (older checkpoints) divide the deltas: dx = 1 is then 1/10
+    legacy = _branch(box_weights=(10.0, 10.0, 5.0, 5.0))
+    legacy.load_state_dict(branch.state_dict())
+    regression[0, 0, 1, 2] = 1.0
+    [(boxes, _)] = legacy.decode(logits, regression, [(32, 32)], [torch.tensor([6.0, 4.0])])
+    assert torch.allclose(boxes, expected)
 
 
 def test_decoding_clips_thresholds_caps_and_nms():
     logits = torch.full((1, 4, 4), 2.0)  # sigmoid(2) = 0.88 < 0.95
     regression = torch.zeros(1, 4, 4, 4)
     anchor = [torch.tensor([8.0, 8.0])]
-    [(boxes, _)] = _branch().decode(logits, regression, [(16, 16)], anchor)
+    [(boxes, _)] = _branch(threshold=0.95).decode(logits, regression, [(16, 16)], anchor)
     assert boxes.shape == (0, 4)
     logits[0, 0, 0] = 3.0
     [(boxes, _)] = _branch(threshold=0.8).decode(logits, regression, [(16, 16)], anchor)

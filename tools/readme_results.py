@@ -2,6 +2,7 @@
 
     python tools/readme_results.py --wall-minutes 14.2          # "What you should see"
     python tools/readme_results.py --real --wall-minutes 28.0   # "On real data"
+    python tools/readme_results.py --pa-bench results/bench_pa_real/fluo results/bench_pa_real/kumar
 
 Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
 ``results/real-cpu/``, plus Table 3) into the README between its ``<!-- results:start -->`` …
@@ -20,6 +21,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 REAL_START, REAL_END = "<!-- real:start -->", "<!-- real:end -->"
+PA_START, PA_END = "<!-- pa-bench:start -->", "<!-- pa-bench:end -->"
+
+
+def pa_bench_block(runs: list[Path]) -> str:
+    """The ``summary.md`` of each ``benchmarks/bench_pa_real.py`` run, one after the other."""
+    parts = [(run / "summary.md").read_text().strip() for run in runs]
+    return PA_START + "\n" + "\n\n".join(parts) + "\n" + PA_END
+
+
+def replace_block(readme: Path, start: str, end: str, block: str) -> None:
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: markers {start} … {end} not found")
+    readme.write_text(
+        re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    )
 
 
 def findings_table(findings_md: str) -> tuple[str, str]:
@@ -88,10 +105,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, help="default: results/ (--real: results/real-cpu)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
-    parser.add_argument("--wall-minutes", type=float, required=True)
+    parser.add_argument("--wall-minutes", type=float)
+    parser.add_argument(
+        "--pa-bench",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="bench_pa_real.py output folders: the model section's block",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     args = parser.parse_args()
+    if args.pa_bench:
+        replace_block(args.readme, PA_START, PA_END, pa_bench_block(args.pa_bench))
+        print(f"updated {args.readme}")
+        return
+    if args.wall_minutes is None:
+        parser.error("--wall-minutes is required (the run's wall-clock time)")
     results = args.results or ROOT / ("results/real-cpu" if args.real else "results")
     start, end = (REAL_START, REAL_END) if args.real else (START, END)
     make = real_block if args.real else block

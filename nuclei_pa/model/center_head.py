@@ -148,7 +148,7 @@ class CenterBranch(nn.Module):
         fraction: float = 0.3,
         samples: int = 128,
         positive_fraction: float = 0.5,
-        threshold: float = 0.95,
+        threshold: float = 0.5,
         max_boxes: int = 1000,
         nms_iou: float | None = None,
         box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
