@@ -55,9 +55,14 @@ def _train_job(job: dict) -> str:
 def _evaluate_job(job: dict) -> dict:
     torch.set_num_threads(1)
     out = Path(job["checkpoint"]).with_suffix("")
+    done = out / "metrics.json"  # a rerun (more seeds, another summary) reuses evaluations
+    if done.is_file() and done.stat().st_mtime > Path(job["checkpoint"]).stat().st_mtime:
+        return {**job["key"], **json.loads(done.read_text())}
     predict_folder(load_model(job["checkpoint"], "cpu"), job["images"], out, progress=False)
     per_image = evaluate(job["test"], out / "labels")
-    return {**job["key"], **{k: float(per_image[k].mean()) for k in METRICS}}
+    metrics = {k: float(per_image[k].mean()) for k in METRICS}
+    done.write_text(json.dumps(metrics))
+    return {**job["key"], **metrics}
 
 
 def _inference_seconds(checkpoints: dict[str, Path], images: Path, rounds: int) -> dict[str, float]:

@@ -339,3 +339,37 @@ def test_cli_bad_inputs_exit_2(image_dir, tmp_path, monkeypatch, capsys):
 
     assert predict_cli(ckpt, image_dir, "-o", out, "--tile-size", "64", "--tile-overlap", "64") == 2
     assert "--tile-overlap" in capsys.readouterr().err
+
+
+def test_masks_pasted_into_their_boxes_alone_match_torchvision():
+    # prediction pastes each 28×28 mask into its box only (not an image-sized canvas each);
+    # the instances must be exactly those of torchvision's full-size paste
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    from nuclei_pa.engine.predict import _tile_instances
+    from nuclei_pa.engine.tiling import tile_grid
+
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.rand(6, 1, 28, 28, generator=gen)
+    boxes = torch.tensor(
+        [
+            [3.2, 4.7, 20.1, 18.9],
+            [-5.0, 10.0, 12.0, 30.0],  # off the left edge
+            [50.5, 40.2, 70.0, 64.0],  # off the bottom right corner
+            [30.0, 30.0, 30.4, 30.3],  # under a pixel
+            [100.0, 100.0, 120.0, 120.0],  # outside the image
+            [10.0, 20.0, 45.0, 28.0],
+        ]
+    )
+    out = {"scores": torch.linspace(0.9, 0.6, 6), "boxes": boxes}
+    tile = tile_grid(60, 64, None, 0)[0]
+    full = list(
+        _tile_instances(
+            {**out, "masks": paste_masks_in_image(masks, boxes, (60, 64))}, tile, 0.5, 0.5
+        )
+    )
+    local = list(_tile_instances({**out, "masks": masks}, tile, 0.5, 0.5))
+    assert len(full) == len(local) >= 4
+    for a, b in zip(full, local, strict=True):
+        assert (a.y0, a.x0, a.score) == (b.y0, b.x0, b.score)
+        assert np.array_equal(a.mask, b.mask)

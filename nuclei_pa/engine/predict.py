@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.models.detection.roi_heads import expand_boxes
 
 from nuclei_pa.engine.postprocess import (
     Instance,
@@ -75,30 +76,77 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def paste_mask(
+    mask: torch.Tensor, box: torch.Tensor, height: int, width: int
+) -> tuple[int, int, torch.Tensor] | None:
+    """One M×M mask-head output pasted as torchvision's ``paste_masks_in_image`` does (padded by
+    a pixel, box grown to match, bilinear resize), but returned as its window of the
+    ``height`` × ``width`` image only: (top, left, probabilities), None when off the image."""
+    m = mask.shape[-1]
+    padded = torch.nn.functional.pad(mask.reshape(1, 1, m, -1), (1, 1, 1, 1))
+    x0, y0, x1, y1 = expand_boxes(box.reshape(1, 4), (m + 2) / m).to(torch.int64)[0].tolist()
+    w, h = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
+    resized = torch.nn.functional.interpolate(
+        padded, size=(h, w), mode="bilinear", align_corners=False
+    )[0, 0]
+    ya, yb, xa, xb = max(y0, 0), min(y1 + 1, height), max(x0, 0), min(x1 + 1, width)
+    if ya >= yb or xa >= xb:
+        return None
+    return ya, xa, resized[ya - y0 : yb - y0, xa - x0 : xb - x0]
+
+
 def _tile_instances(
     output: dict[str, torch.Tensor],
     tile: Tile,
     score_threshold: float,
     mask_threshold: float,
 ) -> Iterator[Instance]:
-    """The detections of one tile's model output that this tile keeps, cropped to their masks."""
+    """The detections of one tile's model output that this tile keeps, cropped to their masks.
+
+    Masks come either pasted to tile size (torchvision's output) or as the mask head's M×M
+    probabilities with their boxes (:class:`~nuclei_pa.model.detector.NativeSizeTransform`
+    with ``paste_masks`` off), pasted here into their boxes alone; both give the same pixels.
+    """
     scores = output["scores"].detach()
     masks = output["masks"].detach()
     if masks.ndim == 4:  # [N, 1, H, W] as torchvision returns them
         masks = masks[:, 0]
+    th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+    pasted = masks.shape[-2:] == (th, tw)
     for i in torch.nonzero(scores >= score_threshold).flatten().tolist():
-        fg = masks[i] > mask_threshold
+        top, left, prob = 0, 0, masks[i]
+        if not pasted:
+            placed = paste_mask(masks[i], output["boxes"][i].detach(), th, tw)
+            if placed is None:
+                continue
+            top, left, prob = placed
+        fg = prob > mask_threshold
         rows = torch.nonzero(fg.any(dim=1)).flatten()
         if rows.numel() == 0:
             continue
         cols = torch.nonzero(fg.any(dim=0)).flatten()
         ya, yb = int(rows[0]), int(rows[-1]) + 1
         xa, xb = int(cols[0]), int(cols[-1]) + 1
-        if not tile.keeps(ya, yb, xa, xb):
+        if not tile.keeps(top + ya, top + yb, left + xa, left + xb):
             continue
         # a copy, not a view: a view would keep the whole tile-sized mask alive
         local = fg[ya:yb, xa:xb].cpu().numpy().copy()
-        yield Instance(tile.y0 + ya, tile.x0 + xa, local, float(scores[i]))
+        yield Instance(tile.y0 + top + ya, tile.x0 + left + xa, local, float(scores[i]))
+
+
+@contextlib.contextmanager
+def _masks_unpasted(model: torch.nn.Module) -> Iterator[None]:
+    """Have the model return unpasted masks (see :func:`_tile_instances`) while predicting."""
+    transform = getattr(model, "transform", None)
+    before = getattr(transform, "paste_masks", None)
+    if before is None:
+        yield
+        return
+    transform.paste_masks = False
+    try:
+        yield
+    finally:
+        transform.paste_masks = before
 
 
 @contextlib.contextmanager
@@ -149,7 +197,11 @@ def predict_image(
     model.eval()
     instances: list[Instance] = []
     try:
-        with torch.inference_mode(), _score_floor(model, score_threshold):
+        with (
+            torch.inference_mode(),
+            _score_floor(model, score_threshold),
+            _masks_unpasted(model),
+        ):
             for tile in tiles:
                 x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1]).to(dev)
                 output = model([x])[0]

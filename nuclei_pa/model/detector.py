@@ -12,7 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.center_head import CenterBranch
@@ -29,6 +29,18 @@ class NativeSizeTransform(GeneralizedRCNNTransform):
     Nuclei are a few pixels wide, so upscaling a 256-px image to torchvision's 800 px wastes
     compute and downscaling a large tile loses them.
     """
+
+    #: False: eval outputs keep each mask as the mask head's M×M probabilities ([N, 1, M, M]),
+    #: for the caller to paste into its box alone (``nuclei_pa.engine.predict``), instead of
+    #: into an image-sized canvas each: O(N·H·W), most of the CPU time on dense images.
+    paste_masks: bool = True
+
+    def postprocess(self, result, image_shapes, original_image_sizes):
+        if self.training or self.paste_masks:
+            return super().postprocess(result, image_shapes, original_image_sizes)
+        for pred, size, original in zip(result, image_shapes, original_image_sizes, strict=True):
+            pred["boxes"] = resize_boxes(pred["boxes"], size, original)
+        return result
 
     def __init__(
         self, min_size: int | None, max_size: int, mean: tuple[float, ...], std: tuple[float, ...]
