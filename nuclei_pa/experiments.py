@@ -85,6 +85,13 @@ class Plan:
             return self.results / "data" / ts.dataset / "train"
         return self.results / "trainsets" / name / f"seed{seed}"
 
+    def reference_dir(self, name: str) -> Path | None:
+        """The full annotations of a ``remove``-derived training set's images (the same files),
+        so a pa model's ``train_log.csv`` says how many centre boxes land on unlabelled nuclei;
+        None for the others (no labels were removed, or the images were cropped)."""
+        ts = self.trainsets[name]
+        return self.results / "data" / ts.dataset / "train" if ts.derive == "remove" else None
+
     def test_dir(self, model: str) -> Path:
         return self.results / "data" / self.models[model].test / "test"
 

@@ -160,6 +160,9 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
     findings = (results / "findings.md").read_text()
     assert findings.count("| PASS |") + findings.count("| FAIL |") == 6
     assert (results / "findings.csv").read_text().count("\n") == 7
+    # a pa model on a `remove` derivation logs how its centre boxes fare on unlabelled nuclei
+    log = (results / "models" / "DH25-pa" / "seed0" / "train_log.csv").read_text()
+    assert "pa_center_boxes" in log and "pa_on_unlabelled_nucleus" in log
     for seed in (0, 1):
         assert (results / "eval" / "DH25-pa" / f"seed{seed}" / "curve.csv").is_file()
         assert (results / "trainsets" / "DH25" / f"seed{seed}" / "annotations.json").is_file()

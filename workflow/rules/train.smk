@@ -28,6 +28,9 @@ rule train:
         train_dir=lambda wc: str(
             PLAN.trainset_dir(PLAN.models[wc.model].trainset, int(wc.seed))
         ),
+        reference=lambda wc: str(
+            PLAN.reference_dir(PLAN.models[wc.model].trainset) or ""
+        ),
         state=run_dir("models", "{model}", "{seed}", "state"),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,

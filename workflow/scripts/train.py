@@ -23,7 +23,14 @@ train_cfg = TrainConfig.from_dict(
 )
 state = Path(snakemake.params.state)
 with claim_gpu(snakemake.params.gpu_locks):
-    train(snakemake.params.train_dir, state, model_cfg, train_cfg, resume=True)
+    train(
+        snakemake.params.train_dir,
+        state,
+        model_cfg,
+        train_cfg,
+        resume=True,
+        reference=snakemake.params.reference or None,  # full labels: pa diagnostics
+    )
 with atomic_dir(snakemake.output.checkpoints) as tmp:
     for it in spec.checkpoints:
         os.link(state / f"ckpt_{it:06d}.pt", Path(tmp) / f"ckpt_{it:06d}.pt")  # no copy
