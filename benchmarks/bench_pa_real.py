@@ -172,8 +172,9 @@ def main() -> None:
     }
     checks = target_checks(curves, args.full_pa)
     ratios = cost_ratios(args, logs)
-    summary = markdown(args, curves, checks, logs, ratios, minutes)
+    summary = markdown(args, curves, checks, logs, ratios)
     print(summary)
+    print(f"(this invocation: {minutes:.1f} minutes)")
     (out / "summary.md").write_text(summary)
     (out / "summary.json").write_text(
         json.dumps(
@@ -239,7 +240,6 @@ def markdown(
     checks: pd.DataFrame,
     logs: dict[str, pd.DataFrame],
     ratios: dict[str, float],
-    minutes: float,
 ) -> str:
     """What a reader needs: the command, the learning curves, the targets, the diagnostics."""
     n_train = len(list((args.data / "train" / "images").iterdir()))
@@ -258,7 +258,7 @@ def markdown(
         f"{' --full-pa' if args.full_pa else ''}{' ' + sets if sets else ''}`: "
         f"{n_train} training and {n_test} held-out test images, {args.fraction:.0%} of the labels "
         f"kept for the partial models; each model trained in about {train_minutes:.1f} minutes "
-        f"of one CPU thread (2 at a time; {minutes:.1f} minutes for this invocation).",
+        "on one CPU thread, two at a time.",
         "",
         "mAP / R@0.5 on the test images (mean over images) at each checkpoint:",
         "",

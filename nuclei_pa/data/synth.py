@@ -159,7 +159,7 @@ def _validate(cfg: SynthConfig) -> None:
         raise bad(
             "radius",
             f"at most a quarter of the image side ({min(cfg.shape) / 4:g} px) at the largest "
-            f"image_scale ({cfg.image_scale[1]:g})",
+            f"image_scale ({cfg.image_scale[1]:g}): raise size, or lower radius or image_scale",
         )
     if np.pi * (cfg.radius[0] * cfg.image_scale[0]) ** 2 < cfg.min_area:
         raise bad(
