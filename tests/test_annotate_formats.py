@@ -323,3 +323,49 @@ def test_overlay_png(tmp_path, annotation):
         colours = {tuple(c) for c in rgb.reshape(-1, 3)}
         assert (0, 170, 255) in colours and (255, 160, 0) in colours
     assert [p.name for p in tmp_path.iterdir()] == ["overlay.png"]
+
+
+def _disc(cx, cy, r, n=24):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1).round(2).tolist()
+    return ring + ring[:1]
+
+
+def test_geojson_round_trip_keeps_qupath_classes_and_object_types(tmp_path):
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [_disc(20, 20, 8)]},
+            "properties": {"objectType": "detection", "classification": {"name": "Tumor"}},
+        },
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [_disc(60, 60, 10)]},
+            "properties": {"objectType": "annotation", "classification": "Immune cells"},
+        },
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [_disc(60, 20, 9)]}},
+        {  # seed points of two nuclei: no outline, so not an instance
+            "type": "Feature",
+            "geometry": {"type": "MultiPoint", "coordinates": [[5, 5], [7, 9]]},
+            "properties": {"classification": {"name": "Tumor"}},
+        },
+    ]
+    path = tmp_path / "qupath.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.warns(UserWarning, match="skipped 1 non-area"):
+        ann = read_annotation(path, SHAPE)
+    assert ann.classes == {1: "Tumor", 2: "Immune cells"}
+    assert ann.object_types == {1: "detection", 2: "annotation"}
+    out = tmp_path / "back.geojson"
+    write_geojson(out, ann)
+    props = [f["properties"] for f in json.loads(out.read_text())["features"]]
+    written = {(p["classification"]["name"], p["objectType"]) for p in props}
+    assert written == {
+        ("Tumor", "detection"),
+        ("Immune cells", "annotation"),
+        ("Nucleus", "annotation"),
+    }
+    again = read_annotation(out, SHAPE)
+    assert sorted(again.classes.values()) == ["Immune cells", "Nucleus", "Tumor"]
+    at = {again.classes[int(again.labels[y, x])] for y, x in [(20, 20)]}
+    assert at == {"Tumor"}  # the class stays with its nucleus
