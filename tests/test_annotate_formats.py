@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import tifffile
-from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi, roiwrite
+from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE, ImagejRoi, roiwrite
 
 from nuclei_pa.annotate import (
     Annotation,
@@ -144,6 +144,28 @@ def test_reads_imagej_roi_types(tmp_path):
     assert _iou(ann.labels == 4, disk) > 0.95
     np.testing.assert_array_equal(ann.labels == 4, rasterise(spline_polygon(ctrl), SHAPE))
     np.testing.assert_array_equal(ann.labels == 5, rasterise(ctrl + np.array([50.0, 0.0]), SHAPE))
+
+
+def test_reads_imagej_ellipse_and_refuses_rois_of_other_planes(tmp_path):
+    # ImageJ saves an EllipseRoi as a freehand polygon of subtype ELLIPSE (with its parameters)
+    t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    ring = np.column_stack([48 + 20 * np.cos(t), 30 + 10 * np.sin(t)])
+    ellipse = _roi_from(ring, ROI_TYPE.FREEHAND, "ellipse")
+    ellipse.subtype = ROI_SUBTYPE.ELLIPSE
+    ellipse.tofile(tmp_path / "ellipse.roi")
+    labels = read_annotations(tmp_path / "ellipse.roi", SHAPE)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]] + 0.5
+    assert _iou(labels == 1, ((xx - 48) / 20) ** 2 + ((yy - 30) / 10) ** 2 <= 1) > 0.95
+    for attr, what in (("position", "slice"), ("z_position", "z-plane"), ("t_position", "frame")):
+        roi = ImagejRoi(roitype=ROI_TYPE.RECT, left=10, top=5, right=20, bottom=12, name="n1")
+        setattr(roi, attr, 3)
+        roi.tofile(tmp_path / "stack.roi")
+        with pytest.raises(InputError, match=f"ROI 'n1' lies on {what} 3 of a stack"):
+            read_annotations(tmp_path / "stack.roi", SHAPE)
+    roi = ImagejRoi(roitype=ROI_TYPE.RECT, left=10, top=5, right=20, bottom=12, name="c2")
+    roi.c_position = 2  # the nuclear channel of a hyperstack: the same outline
+    roi.tofile(tmp_path / "channel.roi")
+    assert (read_annotations(tmp_path / "channel.roi", SHAPE) == 1).sum() == 70
 
 
 def test_reads_single_roi_and_composite_with_hole(tmp_path):

@@ -391,6 +391,19 @@ def _roi_rings(roi: ImagejRoi) -> list[np.ndarray] | None:
 
 
 def _roi_shape(path: Path, roi: ImagejRoi, label: str, shape: tuple[int, int]) -> _Shape | None:
+    # A ROI tied to a later slice, z-plane or frame outlines something in an image we do not
+    # have (ours are 2-D); its channel does not matter, the outline is the same in every one.
+    for what, value in (
+        ("slice", roi.position),
+        ("z-plane", roi.z_position),
+        ("frame", roi.t_position),
+    ):
+        if value > 1:
+            raise InputError(
+                path,
+                f"ROI {label!r} lies on {what} {value} of a stack, but the image is 2-D: save "
+                "the ROIs of that one plane with the 2-D image they outline",
+            )
     rings = _roi_rings(roi)
     if rings is None:
         return None
