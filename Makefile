@@ -26,15 +26,17 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores 1 --report results/report.html
 	@echo "Findings: results/findings.md  Tables: results/tables/*.md  Figures: results/figures/  Report: results/report.html"
 
-# Real annotation clients for the ImageJ round-trip tests (Debian/Ubuntu as root: apt);
-# where they cannot be installed those tests are skipped and say why.
+# Real clients for the round-trip tests: ImageJ (our ROI sets) and Chromium (the report page),
+# from apt on Debian/Ubuntu as root (~2 min the first time); where they cannot be installed
+# those tests are skipped and say why.
+CLIENTS := imagej xvfb xauth chromium
 clients:
-	@if [ -f /usr/share/java/ij.jar ] && command -v xvfb-run >/dev/null; then :; \
+	@if [ -f /usr/share/java/ij.jar ] && command -v xvfb-run >/dev/null && command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing ImageJ and Xvfb (apt) for the ImageJ round-trip tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagej xvfb xauth >/dev/null) \
-	  || echo "note: could not install ImageJ; its round-trip tests will be skipped"; \
-	else echo "note: ImageJ is not installed (apt-get install imagej xvfb xauth); its round-trip tests will be skipped"; fi
+	  echo "installing $(CLIENTS) (apt) for the ImageJ and browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CLIENTS) >/dev/null) \
+	  || echo "note: could not install $(CLIENTS); the tests that need them will be skipped"; \
+	else echo "note: $(CLIENTS) not installed (apt-get install $(CLIENTS)); the tests that need them will be skipped"; fi
 
 test: $(STAMP) clients
 	$(BIN)/ruff check .
