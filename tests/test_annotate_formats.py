@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import tifffile
-from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi, roiwrite
+from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE, ImagejRoi, roiwrite
 
 from nuclei_pa.annotate import (
     Annotation,
@@ -144,6 +144,28 @@ def test_reads_imagej_roi_types(tmp_path):
     assert _iou(ann.labels == 4, disk) > 0.95
     np.testing.assert_array_equal(ann.labels == 4, rasterise(spline_polygon(ctrl), SHAPE))
     np.testing.assert_array_equal(ann.labels == 5, rasterise(ctrl + np.array([50.0, 0.0]), SHAPE))
+
+
+def test_reads_imagej_ellipse_and_refuses_rois_of_other_planes(tmp_path):
+    # ImageJ saves an EllipseRoi as a freehand polygon of subtype ELLIPSE (with its parameters)
+    t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    ring = np.column_stack([48 + 20 * np.cos(t), 30 + 10 * np.sin(t)])
+    ellipse = _roi_from(ring, ROI_TYPE.FREEHAND, "ellipse")
+    ellipse.subtype = ROI_SUBTYPE.ELLIPSE
+    ellipse.tofile(tmp_path / "ellipse.roi")
+    labels = read_annotations(tmp_path / "ellipse.roi", SHAPE)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]] + 0.5
+    assert _iou(labels == 1, ((xx - 48) / 20) ** 2 + ((yy - 30) / 10) ** 2 <= 1) > 0.95
+    for attr, what in (("position", "slice"), ("z_position", "z-plane"), ("t_position", "frame")):
+        roi = ImagejRoi(roitype=ROI_TYPE.RECT, left=10, top=5, right=20, bottom=12, name="n1")
+        setattr(roi, attr, 3)
+        roi.tofile(tmp_path / "stack.roi")
+        with pytest.raises(InputError, match=f"ROI 'n1' lies on {what} 3 of a stack"):
+            read_annotations(tmp_path / "stack.roi", SHAPE)
+    roi = ImagejRoi(roitype=ROI_TYPE.RECT, left=10, top=5, right=20, bottom=12, name="c2")
+    roi.c_position = 2  # the nuclear channel of a hyperstack: the same outline
+    roi.tofile(tmp_path / "channel.roi")
+    assert (read_annotations(tmp_path / "channel.roi", SHAPE) == 1).sum() == 70
 
 
 def test_reads_single_roi_and_composite_with_hole(tmp_path):
@@ -323,3 +345,49 @@ def test_overlay_png(tmp_path, annotation):
         colours = {tuple(c) for c in rgb.reshape(-1, 3)}
         assert (0, 170, 255) in colours and (255, 160, 0) in colours
     assert [p.name for p in tmp_path.iterdir()] == ["overlay.png"]
+
+
+def _disc(cx, cy, r, n=24):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1).round(2).tolist()
+    return ring + ring[:1]
+
+
+def test_geojson_round_trip_keeps_qupath_classes_and_object_types(tmp_path):
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [_disc(20, 20, 8)]},
+            "properties": {"objectType": "detection", "classification": {"name": "Tumor"}},
+        },
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [_disc(60, 60, 10)]},
+            "properties": {"objectType": "annotation", "classification": "Immune cells"},
+        },
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [_disc(60, 20, 9)]}},
+        {  # seed points of two nuclei: no outline, so not an instance
+            "type": "Feature",
+            "geometry": {"type": "MultiPoint", "coordinates": [[5, 5], [7, 9]]},
+            "properties": {"classification": {"name": "Tumor"}},
+        },
+    ]
+    path = tmp_path / "qupath.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.warns(UserWarning, match="skipped 1 non-area"):
+        ann = read_annotation(path, SHAPE)
+    assert ann.classes == {1: "Tumor", 2: "Immune cells"}
+    assert ann.object_types == {1: "detection", 2: "annotation"}
+    out = tmp_path / "back.geojson"
+    write_geojson(out, ann)
+    props = [f["properties"] for f in json.loads(out.read_text())["features"]]
+    written = {(p["classification"]["name"], p["objectType"]) for p in props}
+    assert written == {
+        ("Tumor", "detection"),
+        ("Immune cells", "annotation"),
+        ("Nucleus", "annotation"),
+    }
+    again = read_annotation(out, SHAPE)
+    assert sorted(again.classes.values()) == ["Immune cells", "Nucleus", "Tumor"]
+    at = {again.classes[int(again.labels[y, x])] for y, x in [(20, 20)]}
+    assert at == {"Tumor"}  # the class stays with its nucleus

@@ -151,3 +151,19 @@ def test_classical_cli(tiny_split, tmp_path):
     assert main(["evaluate", str(tiny_split), str(out), "-o", str(csv), "--quiet"]) == 0
     df = pd.read_csv(csv)
     assert (df["recall_50"] == 1.0).all()  # well-separated bright disks are easy
+
+
+def test_nan_float_image_in_a_training_set_is_refused(tiny_split, tmp_path, capsys):
+    from nuclei_pa.io.images import read_image, write_tiff
+
+    image = tiny_split / "images" / "img001.tif"
+    pixels = read_image(image).astype(np.float32) / 255
+    pixels[3, 4] = np.nan
+    pixels[5, 6] = np.inf
+    image.unlink()
+    write_tiff(image, pixels)
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_split), "-o", str(out), "--iterations", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "img001.tif: float image with 2 NaN or infinite pixel(s)" in err
+    assert not out.exists() or not any(out.iterdir())  # nothing trained, nothing written

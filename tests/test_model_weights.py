@@ -55,7 +55,7 @@ def test_bad_checkpoint_files_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="initial checkpoint not found"):
         tiny_model(init=str(tmp_path / "missing.pt"))
     (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(InputError, match="not a loadable initial checkpoint"):
+    with pytest.raises(InputError, match="not a nuclei-pa initial checkpoint: it is corrupt"):
         tiny_model(init=str(tmp_path / "junk.pt"))
     torch.save({"model": {"x": torch.zeros(3)}}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="no tensor in it fits"):

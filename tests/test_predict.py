@@ -309,6 +309,16 @@ def test_cli_predicts_with_a_checkpoint(image_dir, tmp_path, monkeypatch, capsys
     assert doc["images"][0]["file_name"] == "one.tif" and doc["info"]["tile_size"] == 64
 
 
+class _RunsCode:
+    """Unpickling this creates a file: a stand-in for a checkpoint carrying code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def test_cli_bad_inputs_exit_2(image_dir, tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "out")
     missing = tmp_path / "missing.pt"
@@ -318,7 +328,25 @@ def test_cli_bad_inputs_exit_2(image_dir, tmp_path, monkeypatch, capsys):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
     assert predict_cli(garbage, image_dir, "-o", out) == 2
-    assert "garbage.pt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "garbage.pt" in err and "not a nuclei-pa checkpoint: it is corrupt, truncated" in err
+    assert len(err.strip().splitlines()) == 1
+
+    truncated = tmp_path / "truncated.pt"
+    torch.save({"model": {"w": torch.zeros(100)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    assert predict_cli(truncated, image_dir, "-o", out) == 2
+    assert "truncated.pt: not a nuclei-pa checkpoint: it is corrupt" in capsys.readouterr().err
+
+    # a pickle that would run code when unpickled: refused, nothing runs, and the message
+    # never suggests turning the protection off
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": _RunsCode(str(marker))}, evil)
+    assert predict_cli(evil, image_dir, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "evil.pt: not a nuclei-pa checkpoint: it holds Python objects or code" in err
+    assert "weights_only" not in err and not marker.exists()
 
     no_config = tmp_path / "no_config.pt"
     torch.save({"model": {"w": torch.zeros(1)}}, no_config)

@@ -125,7 +125,13 @@ def test_schema_rejects_unknown_keys_and_wrong_types_before_any_job(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run() -> dict[str, Path]:
+    """Where the tiny workflow test left its report, for the browser test after it."""
+    return {}
+
+
+def test_tiny_workflow_produces_every_table_and_figure(tmp_path, tiny_run):
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(ROOT / "config" / "test.yaml", work / "test.yaml")
@@ -201,6 +207,8 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     html = (work / "report.html").read_text(errors="replace")
     assert "Tables" in html and "Figures" in html and "table1.csv" in html
+    tiny_run["report"] = work / "report.html"
+    tiny_run["results"] = results
     # a second invocation has nothing left to do
     again = snakemake(
         "--configfile",
@@ -240,3 +248,37 @@ def test_paper_config_lists_the_whole_dag_without_any_data():
     )
     assert len(plan.models["DH25-pa"].checkpoints) == 20
     assert plan.datasets["tnbc"].download["breast_split_with"] == "kumar"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (`make test` installs it with apt)"
+)
+def test_report_opens_in_a_real_browser_and_lists_every_table_and_figure(tiny_run):
+    if "report" not in tiny_run:
+        pytest.skip("needs the report of test_tiny_workflow_produces_every_table_and_figure")
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # as root in a container
+            "--disable-gpu",
+            "--virtual-time-budget=10000",  # let the report's scripts render before dumping
+            "--dump-dom",
+            tiny_run["report"].as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    dom = out.stdout
+    assert "<html" in dom and "Snakemake" in dom
+    results = tiny_run["results"]
+    names = [p.name for p in (results / "tables").glob("*.csv")]
+    names += [p.name for p in (results / "figures").glob("*.png")]
+    assert len(names) >= 8
+    missing = [name for name in names if name not in dom]
+    assert not missing, f"the rendered report does not list {missing}"

@@ -80,6 +80,10 @@ class Annotation:
     labels: np.ndarray
     scores: dict[int, float] = field(default_factory=dict)
     source: dict[int, str] = field(default_factory=dict)
+    # QuPath's classification name and objectType of the ids read from GeoJSON, written back
+    # unchanged (others: "Nucleus", "annotation"), so a round trip keeps what QuPath users set
+    classes: dict[int, str] = field(default_factory=dict)
+    object_types: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         labels = np.asarray(self.labels)
@@ -201,6 +205,8 @@ class _Shape:
     name: str
     score: float | None = None
     source: str | None = None
+    cls: str | None = None
+    object_type: str | None = None
 
 
 def _check_bounds(path: Path, what: str, pts: np.ndarray, shape: tuple[int, int]) -> None:
@@ -259,6 +265,10 @@ def _paint(path: Path, shapes: list[_Shape | None], shape: tuple[int, int]) -> A
             ann.scores[i + 1] = s.score
         if s.source is not None:
             ann.source[i + 1] = s.source
+        if s.cls is not None:
+            ann.classes[i + 1] = s.cls
+        if s.object_type is not None:
+            ann.object_types[i + 1] = s.object_type
     return ann
 
 
@@ -381,6 +391,19 @@ def _roi_rings(roi: ImagejRoi) -> list[np.ndarray] | None:
 
 
 def _roi_shape(path: Path, roi: ImagejRoi, label: str, shape: tuple[int, int]) -> _Shape | None:
+    # A ROI tied to a later slice, z-plane or frame outlines something in an image we do not
+    # have (ours are 2-D); its channel does not matter, the outline is the same in every one.
+    for what, value in (
+        ("slice", roi.position),
+        ("z-plane", roi.z_position),
+        ("frame", roi.t_position),
+    ):
+        if value > 1:
+            raise InputError(
+                path,
+                f"ROI {label!r} lies on {what} {value} of a stack, but the image is 2-D: save "
+                "the ROIs of that one plane with the 2-D image they outline",
+            )
     rings = _roi_rings(roi)
     if rings is None:
         return None
@@ -541,6 +564,13 @@ def _measurement(props: dict[str, Any], key: str) -> Any:
     return None
 
 
+def _classification(value: Any) -> str | None:
+    """QuPath's class name: ``{"name": ..., "color": ...}`` (0.2 on) or a bare string."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value else None
+
+
 def _read_geojson(path: Path, shape: tuple[int, int]) -> Annotation:
     data = read_json(path)
     if not _looks_geojson(data):
@@ -578,6 +608,8 @@ def _read_geojson(path: Path, shape: tuple[int, int]) -> Annotation:
                 name,
                 score=_parse_score(path, what, score),
                 source=_parse_source(props.get("source"), name),
+                cls=_classification(props.get("classification")),
+                object_type=str(props["objectType"]) if props.get("objectType") else None,
             )
         )
     _warn_skipped(path, skipped)
@@ -591,7 +623,8 @@ def write_geojson(
 
     Geometry is the fitted spline sampled densely as a closed ring (QuPath has no spline type),
     clipped to the image; properties carry ``source``, ``score`` (also as a measurement, which
-    QuPath displays) and a per-source display colour. Objects are unlocked for editing.
+    QuPath displays), a per-source display colour, and the classification and objectType read
+    from QuPath (default "Nucleus", "annotation"). Objects are unlocked for editing.
     """
     path = Path(path)
     h, w = ann.labels.shape
@@ -603,9 +636,9 @@ def write_geojson(
         ring = np.round(np.vstack([ring, ring[:1]]), 3)
         name = f"{src}-{lab:04d}"
         props: dict[str, Any] = {
-            "objectType": "annotation",
+            "objectType": ann.object_types.get(lab, "annotation"),
             "name": name,
-            "classification": {"name": CLASS_NAME},
+            "classification": {"name": ann.classes.get(lab, CLASS_NAME)},
             "color": list(SOURCE_RGB[src]),
             "isLocked": False,
             "source": src,

@@ -214,6 +214,14 @@ def read_image(path: str | Path, *, channel: int | None = None) -> np.ndarray:
         raise InputError(path, f"empty image of shape {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise InputError(path, f"unsupported pixel type {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:  # a model would turn them into NaN losses or silently wrong detections
+            raise InputError(
+                path,
+                f"float image with {bad} NaN or infinite pixel(s); replace them (e.g. with 0) "
+                "before training, predicting or annotating",
+            )
     return arr
 
 

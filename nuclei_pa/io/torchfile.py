@@ -19,4 +19,10 @@ def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip, pickle and torch errors all mean "not such a file"
-        raise InputError(path, f"not a loadable {what} ({type(exc).__name__}: {exc})") from exc
+        # torch's own message advises retrying with weights_only=False, i.e. running whatever
+        # code the file holds: never repeated here, since that is exactly what is refused
+        if "Unsupported global" in str(exc):  # a GLOBAL opcode: a class or function to import
+            reason = "it holds Python objects or code, which are never loaded"
+        else:
+            reason = "it is corrupt, truncated or another kind of file"
+        raise InputError(path, f"not a nuclei-pa {what}: {reason}") from exc

@@ -61,7 +61,11 @@ rule comparison_table:
             category="Tables",
         ),
         md=R("tables", "{table}.md"),
-        tests=R("tables", "{table}_wilcoxon.csv"),
+        tests=report(
+            R("tables", "{table}_wilcoxon.csv"),
+            caption="../report/wilcoxon.rst",
+            category="Tables",
+        ),
     log:
         R("logs", "report", "{table}.log"),
     benchmark:
