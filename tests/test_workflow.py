@@ -124,13 +124,13 @@ def test_schema_rejects_unknown_keys_and_wrong_types_before_any_job(tmp_path):
         assert out.returncode != 0 and needle in out.stdout + out.stderr, out.stderr[-1500:]
 
 
-@pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_run() -> dict[str, Path]:
     """Where the tiny workflow test left its report, for the browser test after it."""
     return {}
 
 
+@pytest.mark.slow
 def test_tiny_workflow_produces_every_table_and_figure(tmp_path, tiny_run):
     work = tmp_path / "work"
     work.mkdir()
