@@ -231,13 +231,14 @@ def test_interrupted_patch_training_resumes_to_identical_weights(data, tmp_path)
 
 def test_checkpoints_from_before_crop_size_resume_as_whole_image_runs(data, tmp_path):
     out = tmp_path / "old"
-    train(data, out, tiny_model(), quick(2, 2), progress=False)
+    constant = {"lr_schedule": "constant"}  # a run at a fixed rate may be extended
+    train(data, out, tiny_model(), quick(2, 2, **constant), progress=False)
     state = torch.load(out / "ckpt_000002.pt", map_location="cpu", weights_only=True)
     del state["train_config"]["crop_size"]  # as written before the key existed
     torch.save(state, out / "ckpt_000002.pt")
     with pytest.raises(InputError, match="crop_size=None, now 48"):
-        train(data, out, tiny_model(), quick(3, 1, crop_size=48), progress=False)
-    final = train(data, out, tiny_model(), quick(3, 1), progress=False)
+        train(data, out, tiny_model(), quick(3, 1, crop_size=48, **constant), progress=False)
+    final = train(data, out, tiny_model(), quick(3, 1, **constant), progress=False)
     assert final.name == "ckpt_000003.pt"
 
 
