@@ -65,7 +65,9 @@ def _evaluate_job(job: dict) -> dict:
     return {**job["key"], **metrics}
 
 
-def _inference_seconds(checkpoints: dict[str, Path], images: Path, rounds: int) -> dict[str, float]:
+def _inference_seconds(
+    checkpoints: dict[str, Path], images: Path, out: Path, rounds: int
+) -> dict[str, float]:
     """Median seconds per image of each checkpoint, the models taking turns on the same images."""
     torch.set_num_threads(1)
     models = {name: load_model(path, "cpu") for name, path in checkpoints.items()}
@@ -77,7 +79,7 @@ def _inference_seconds(checkpoints: dict[str, Path], images: Path, rounds: int) 
             predict_folder(
                 model,
                 images,
-                Path("/tmp") / f"bench_pa_real_{name}_{r}",
+                out / f"{name}_{r}",
                 progress=False,
             )
             times[name].append((time.perf_counter() - tic) / n)
@@ -226,6 +228,7 @@ def cost_ratios(args: argparse.Namespace, logs: dict[str, pd.DataFrame]) -> dict
                 for v in ("baseline", "pa")
             },
             args.data / "test" / "images",
+            args.out / "timing" / labels,
             rounds=3,
         )
         target = " (target <= 1.15)" if labels == "full" or not args.full_pa else ""

@@ -113,7 +113,7 @@ class NucleusDataset(Dataset):
             self._reference = _reference_boxes(Path(reference), self.items)
 
     @classmethod
-    def from_split(cls, folder: str | Path) -> NucleusDataset:
+    def from_split(cls, folder: str | Path, reference: str | Path | None = None) -> NucleusDataset:
         """A split folder: ``images/`` and ``annotations.json``."""
         folder = Path(folder)
         if not folder.is_dir():
@@ -122,7 +122,7 @@ class NucleusDataset(Dataset):
             raise InputError(
                 folder / "annotations.json", "file not found (expected a split folder)"
             )
-        return cls(folder / "images", folder / "annotations.json")
+        return cls(folder / "images", folder / "annotations.json", reference)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -142,8 +142,7 @@ class NucleusDataset(Dataset):
         From the COCO ``bbox`` where given (no mask decoded), else from the mask; a crop decodes
         only the instances whose box meets its window.
         """
-        xywh = self._xywh(index)
-        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        return _xyxy(self._xywh(index))
 
     def _xywh(self, index: int) -> np.ndarray:
         """Image ``index``'s annotation boxes as COCO (x, y, w, h), computed once."""
@@ -191,24 +190,8 @@ class NucleusDataset(Dataset):
             "masks": torch.from_numpy(masks),
         }
         if self._reference is not None:
-            height, width = image.shape[-2:]
-            boxes = self._reference[index]
-            if window is not None:
-                y0, x0 = window[0], window[1]
-                boxes = boxes - np.array([x0, y0, x0, y0], dtype=np.float32)
-                boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
-                sides = boxes[:, 2:] - boxes[:, :2]
-                keep = (sides.min(axis=1) >= 1) & (sides.prod(axis=1) >= MIN_CROP_AREA)
-                boxes = boxes[keep]
-            if flip_h:
-                boxes = np.stack(
-                    [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1
-                )
-            if flip_v:
-                boxes = np.stack(
-                    [boxes[:, 0], height - boxes[:, 3], boxes[:, 2], height - boxes[:, 1]], 1
-                )
-            target[REFERENCE_KEY] = torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32))
+            boxes = _place_boxes(self._reference[index], window, flip_h, flip_v, *image.shape[-2:])
+            target[REFERENCE_KEY] = torch.from_numpy(boxes)
         return image, target
 
     def _window_masks(self, index: int, window: Window) -> np.ndarray:
@@ -280,9 +263,34 @@ def _reference_boxes(path: Path, items: list[_Item]) -> list[np.ndarray]:
             [_xywh(a, item.height, item.width) for a in index.anns_by_image.get(img_id, [])],
             dtype=np.float32,
         ).reshape(-1, 4)
-        xywh = xywh[(xywh[:, 2] >= 1) & (xywh[:, 3] >= 1)]
-        boxes.append(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1))
+        boxes.append(_xyxy(xywh[(xywh[:, 2] >= 1) & (xywh[:, 3] >= 1)]))
     return boxes
+
+
+def _xyxy(xywh: np.ndarray) -> np.ndarray:
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+
+
+def _place_boxes(
+    boxes: np.ndarray,
+    window: Window | None,
+    flip_h: bool,
+    flip_v: bool,
+    height: int,
+    width: int,
+) -> np.ndarray:
+    """Image boxes (xyxy) as they fall in a ``height`` × ``width`` crop at ``window`` (clipped,
+    slivers dropped), then flipped as the crop is: where the full labels lie in a patch."""
+    if window is not None:
+        y0, x0 = window[0], window[1]
+        boxes = np.clip(boxes - [x0, y0, x0, y0], 0, [width, height, width, height])
+        sides = boxes[:, 2:] - boxes[:, :2]
+        boxes = boxes[(sides.min(axis=1) >= 1) & (sides.prod(axis=1) >= MIN_CROP_AREA)]
+    if flip_h:
+        boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
+    if flip_v:
+        boxes = np.stack([boxes[:, 0], height - boxes[:, 3], boxes[:, 2], height - boxes[:, 1]], 1)
+    return np.ascontiguousarray(boxes, dtype=np.float32)
 
 
 def open_dataset(
@@ -296,10 +304,7 @@ def open_dataset(
     if isinstance(data, tuple | list):
         images_dir, annotations = data
         return NucleusDataset(images_dir, annotations, reference)
-    folder = NucleusDataset.from_split(data)
-    if reference is not None:
-        folder._reference = _reference_boxes(Path(reference), folder.items)
-    return folder
+    return NucleusDataset.from_split(data, reference)
 
 
 @dataclass(frozen=True, eq=False)

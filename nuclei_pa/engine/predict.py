@@ -135,22 +135,27 @@ def _tile_instances(
 
 
 @contextlib.contextmanager
-def _masks_unpasted(model: torch.nn.Module) -> Iterator[None]:
-    """Have the model return unpasted masks (see :func:`_tile_instances`) while predicting."""
-    transform = getattr(model, "transform", None)
-    before = getattr(transform, "paste_masks", None)
-    if before is None:
-        yield
-        return
-    transform.paste_masks = False
+def _temporarily(obj: Any, name: str, value: Any) -> Iterator[None]:
+    """``obj.name = value`` for the block, the old value back after it."""
+    before = getattr(obj, name)
+    setattr(obj, name, value)
     try:
         yield
     finally:
-        transform.paste_masks = before
+        setattr(obj, name, before)
 
 
-@contextlib.contextmanager
-def _score_floor(model: torch.nn.Module, score_threshold: float) -> Iterator[None]:
+def _masks_unpasted(model: torch.nn.Module) -> contextlib.AbstractContextManager:
+    """Have the model return unpasted masks (see :func:`_tile_instances`) while predicting."""
+    transform = getattr(model, "transform", None)
+    if getattr(transform, "paste_masks", None) is None:
+        return contextlib.nullcontext()
+    return _temporarily(transform, "paste_masks", False)
+
+
+def _score_floor(
+    model: torch.nn.Module, score_threshold: float
+) -> contextlib.AbstractContextManager:
     """Drop detections under ``score_threshold`` inside the model, before its mask head.
 
     They would be discarded afterwards anyway; pasting hundreds of low-score 28×28 masks back
@@ -160,15 +165,11 @@ def _score_floor(model: torch.nn.Module, score_threshold: float) -> Iterator[Non
     heads = getattr(model, "roi_heads", None)
     before = getattr(heads, "score_thresh", None)
     if before is None or score_threshold <= before:
-        yield
-        return
+        return contextlib.nullcontext()
     # torchvision keeps scores strictly above its threshold, we keep those at ours: the float32
     # just below it keeps exactly the same set (scores are float32)
-    heads.score_thresh = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
-    try:
-        yield
-    finally:
-        heads.score_thresh = before
+    floor = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
+    return _temporarily(heads, "score_thresh", floor)
 
 
 def predict_image(
