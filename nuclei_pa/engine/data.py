@@ -8,8 +8,9 @@ on every global batch without communicating (each takes its own shard of it).
 
 Images are normalised as in prediction (:func:`~nuclei_pa.engine.tensors.image_to_tensor`):
 integers divided by their type's maximum (uint8 /255, uint16 /65535), grey replicated to three
-channels. A per-image maximum would make the same pixel value mean different things in
-different images (and tiles), which the model cannot undo.
+channels; with the model's ``intensity: percentile``, each channel then stretched between the
+*whole* image's percentiles (never a crop's: a crop of background would be stretched into
+"nuclei"), the same levels prediction uses for every tile.
 
 Patch training (``crop_size``) extends each plan entry with a crop window, drawn from a generator
 seeded by ``(seed, iteration, position in the global batch)``, so it stays a pure function of the
@@ -39,7 +40,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from nuclei_pa.data.derive import MIN_CROP_AREA, is_sliver
-from nuclei_pa.engine.tensors import image_to_tensor
+from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import decode_segmentation, load_coco
 from nuclei_pa.io.images import read_image
@@ -87,6 +88,9 @@ class NucleusDataset(Dataset):
         index = load_coco(annotations, images_dir)
         self.annotations = annotations
         self._boxes: dict[int, np.ndarray] = {}
+        #: How images become input: the model's ``ModelConfig.intensity``, set by the trainer.
+        self.intensity = "fixed"
+        self._levels: dict[tuple[int, str], np.ndarray | None] = {}
         self._reference: list[np.ndarray] | None = None
         self.items = [
             _Item(
@@ -173,12 +177,14 @@ class NucleusDataset(Dataset):
     ) -> tuple[Tensor, Target]:
         """Image ``index`` and its target, cropped to ``window`` (if given), then flipped."""
         item = self.items[index]
+        whole = read_image(item.path)
+        levels = self._intensity_levels(index, whole)
         if window is not None:
             y0, x0, h, w = (int(v) for v in window)
-            image = image_to_tensor(read_image(item.path)[y0 : y0 + h, x0 : x0 + w])
+            image = image_to_tensor(whole[y0 : y0 + h, x0 : x0 + w], levels)
             masks = self._window_masks(index, (y0, x0, h, w))
         else:
-            image, masks = self._whole(item)
+            image, masks = image_to_tensor(whole, levels), self._whole_masks(item)
         if flip_h:
             image, masks = image.flip(-1), masks[:, :, ::-1]
         if flip_v:
@@ -215,17 +221,21 @@ class NucleusDataset(Dataset):
         areas = masks.sum(axis=(1, 2))
         return masks[(areas > 0) & ~is_sliver(areas)]
 
+    def _intensity_levels(self, index: int, image: np.ndarray) -> np.ndarray | None:
+        """The whole image's :func:`intensity_levels`, computed once per image and mode."""
+        key = (index, self.intensity)
+        if key not in self._levels:
+            self._levels[key] = intensity_levels(image, self.intensity)
+        return self._levels[key]
+
     @staticmethod
-    def _whole(item: _Item) -> tuple[Tensor, np.ndarray]:
-        image = image_to_tensor(read_image(item.path))
-        if item.anns:
-            masks = np.stack(
-                [decode_segmentation(a["segmentation"], item.height, item.width) for a in item.anns]
-            )
-            masks = masks[masks.any(axis=(1, 2))]
-        else:
-            masks = np.zeros((0, item.height, item.width), dtype=bool)
-        return image, masks
+    def _whole_masks(item: _Item) -> np.ndarray:
+        if not item.anns:
+            return np.zeros((0, item.height, item.width), dtype=bool)
+        masks = np.stack(
+            [decode_segmentation(a["segmentation"], item.height, item.width) for a in item.anns]
+        )
+        return masks[masks.any(axis=(1, 2))]
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:

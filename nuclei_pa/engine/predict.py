@@ -23,7 +23,7 @@ from nuclei_pa.engine.postprocess import (
     dilate_labels,
     paste_instances,
 )
-from nuclei_pa.engine.tensors import image_to_tensor, resolve_device
+from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels, resolve_device
 from nuclei_pa.engine.tiling import Tile, tile_grid
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_dir, write_json
@@ -194,6 +194,7 @@ def predict_image(
     dev = _model_device(model) if device is None else resolve_device(device)
     height, width = image.shape[:2]
     tiles = tile_grid(height, width, tile_size, tile_overlap)
+    levels = intensity_levels(image, getattr(model, "intensity", "fixed"))
     was_training = model.training
     model.eval()
     instances: list[Instance] = []
@@ -204,7 +205,7 @@ def predict_image(
             _masks_unpasted(model),
         ):
             for tile in tiles:
-                x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1]).to(dev)
+                x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1], levels).to(dev)
                 output = model([x])[0]
                 del x
                 instances += _tile_instances(output, tile, score_threshold, mask_threshold)

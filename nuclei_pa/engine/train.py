@@ -126,6 +126,7 @@ def train_model(
                 f"{world.size} processes",
             )
         model_cfg = prepare_model_config(model_cfg, dataset)
+        dataset.intensity = model_cfg.intensity
         with _runtime(train_cfg, device):
             return _Run(dataset, out_dir, model_cfg, train_cfg, device, world).run(
                 resume, progress, stop_after

@@ -182,6 +182,7 @@ def build_model(cfg: ModelConfig) -> NucleusRCNN:
         pa,
         cfg.labelled_match_iou,
     )
+    model.intensity = cfg.intensity
     if cfg.init == "coco":
         load_matching(model, coco_state_dict(cfg.backbone))
     elif checkpoint is not None:

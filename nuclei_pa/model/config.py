@@ -14,6 +14,8 @@ from typing import Any
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnext101_64x4d")
 FPN_LEVELS = ("0", "1", "2", "3", "pool")
+#: How pixel values become the model's 0..1 input (see nuclei_pa.engine.tensors).
+INTENSITY_MODES = ("fixed", "percentile")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class ModelConfig:
     max_size: int = 1333
     image_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     image_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    # How pixel values become 0..1 before that: "fixed" (the type's range) or "percentile" (each
+    # whole image's own 1st-99.8th percentiles per channel; engine.tensors.intensity_levels)
+    intensity: str = "fixed"
     # --- RPN: one anchor size per FPN level (nuclei are 8-128 px) ----------------------------
     anchor_sizes: tuple[int, ...] = (8, 16, 32, 64, 128)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -188,6 +193,8 @@ def _validate(cfg: ModelConfig) -> None:
         raise bad("aspect_ratios", "positive numbers")
     if len(cfg.image_mean) != 3 or len(cfg.image_std) != 3 or min(cfg.image_std) <= 0:
         raise bad("image_std", "3 positive numbers (and image_mean 3 numbers)")
+    if cfg.intensity not in INTENSITY_MODES:
+        raise bad("intensity", " or ".join(repr(m) for m in INTENSITY_MODES))
     fractions = [
         "rpn_positive_fraction",
         "box_positive_fraction",

@@ -144,6 +144,8 @@ class NucleusRCNN(GeneralizedRCNN):
         self.labelled_match_iou = labelled_match_iou
         #: What the pa module did in the last training forward pass (see :meth:`_diagnose`).
         self.diagnostics: dict[str, float] = {}
+        #: How images become input (``ModelConfig.intensity``): whoever feeds the model reads it.
+        self.intensity = "fixed"
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
         if self.training:
