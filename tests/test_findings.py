@@ -1,25 +1,35 @@
-"""The findings report: each paper claim judged from learning curves with hand-set numbers."""
+"""The findings report: each paper claim judged, with its interval, from hand-set per-image
+metrics."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from nuclei_pa.eval.folders import checkpoint_csv, read_checkpoint_csvs
+from nuclei_pa.report.curves import read_runs
 from nuclei_pa.report.findings import ROLES, check_claims, findings_markdown, write_findings
 
+#: Per-image offsets around each checkpoint's value, the same for every model (paired, mean 0):
+#: differences between models are then exact at every resample, ratios nearly so.
+OFFSETS = (-0.03, -0.01, 0.0, 0.01, 0.03)
 
-def curve(points):
-    """A learning curve from (iteration, map, aji, precision, recall, ncs) tuples."""
+
+def curve(points, offsets=OFFSETS):
+    """A run's per-image metrics from (iteration, map, aji, precision, recall, ncs) tuples."""
     return pd.DataFrame(
         [
             {
                 "iteration": it,
-                "map": m,
-                "aji": a,
-                "aji_kumar": a,
-                "ncs": n,
-                "precision_50": p,
-                "recall_50": r,
+                "image": f"img{k}",
+                "map": m + o,
+                "aji": a + o,
+                "aji_kumar": a + o,
+                "ncs": n + o,
+                "precision_50": p + o,
+                "recall_50": r + o,
             }
             for it, m, a, p, r, n in points
+            for k, o in enumerate(offsets)
         ]
     )
 
@@ -46,20 +56,20 @@ def paper_like():
 
 
 def verdicts(curves, roles=None):
-    return {f.claim: f.passed for f in check_claims(curves, roles)}
+    return {f.claim: f.verdict for f in check_claims(curves, roles)}
 
 
 def test_paper_like_curves_pass_every_claim():
-    assert verdicts(paper_like()) == dict.fromkeys(range(1, 7), True)
+    assert verdicts(paper_like()) == dict.fromkeys(range(1, 7), "PASS")
 
 
-def test_best_checkpoint_is_chosen_by_map():
+def test_the_final_checkpoint_is_judged_not_the_luckiest():
     c = paper_like()
-    # DH25-pa's best mAP (0.37) is at iteration 100: 0.37 / 0.40 = 0.925 ≥ 0.9 passes;
-    # with a later, lower-mAP checkpoint of higher AJI, the verdict still uses iteration 100
-    c["DH25-pa"] = [curve([(50, 0.20, 0.99, 0.9, 0.6, 0.5), (100, 0.37, 0.66, 0.9, 0.86, 0.7)])]
+    # a best-mAP checkpoint of 0.50 at iteration 50 would pass; the final one, 0.30, is 0.75×
+    c["DH25-pa"] = [curve([(50, 0.50, 0.99, 0.9, 0.6, 0.5), (100, 0.30, 0.66, 0.9, 0.86, 0.7)])]
     found = {f.claim: f for f in check_claims(c)}
-    assert "AJI 0.660 vs 0.700 (0.94×)" in found[3].measured
+    assert found[3].verdict == "FAIL"
+    assert "mAP DH25-pa / DH100-baseline: 0.300 vs 0.400: 0.75×" in found[3].measured
 
 
 @pytest.mark.parametrize(
@@ -82,60 +92,100 @@ def test_best_checkpoint_is_chosen_by_map():
 def test_each_claim_fails_when_its_numbers_do_not_hold(model, points, claim):
     c = paper_like()
     c[model] = [curve(points)]
-    result = verdicts(c)
-    assert result[claim] is False
+    assert verdicts(c)[claim] == "FAIL"
 
 
 def test_claim_four_compares_partial_pa_with_the_crop_baseline():
     c = paper_like()
     c["DH25crop-baseline"] = [curve([(100, 0.38, 0.56, 0.86, 0.75, 0.62)])]  # mAP above pa
-    assert verdicts(c)[4] is False
+    assert verdicts(c)[4] == "FAIL"
 
 
-def test_seeds_are_judged_on_the_mean_and_shown_with_spread():
+def test_a_mean_on_the_threshold_with_image_spread_is_inconclusive():
+    """DH25-pa's mAP is 0.36 on average, exactly 0.9 × 0.40, but varies ±0.2 between images
+    unlike the baseline's: the interval straddles 0.9, so claim 3 is neither PASS nor FAIL."""
+    c = paper_like()
+    spread = (-0.2, 0.1, 0.2, -0.1, 0.0)
+    c["DH25-pa"] = [
+        curve([(50, 0.20, 0.5, 0.9, 0.6, 0.5), (100, 0.36, 0.66, 0.9, 0.86, 0.7)], spread)
+    ]
+    found = {f.claim: f for f in check_claims(c)}
+    assert found[3].verdict == "INCONCLUSIVE"
+    map_cmp = found[3].comparisons[0]
+    assert map_cmp.interval.low < 0.9 < map_cmp.interval.high
+    assert map_cmp.interval.estimate == pytest.approx(0.9)
+
+
+def test_seeds_are_averaged_and_their_spread_widens_the_interval():
+    """Final mAP 0.33 and 0.41 over two seeds: mean 0.37 (0.925×, above 0.9), but a resample
+    drawing seed 0 twice gives 0.825×, seed 1 twice 1.025×: the seeds do not settle it."""
     c = paper_like()
     lo = curve([(50, 0.2, 0.5, 0.9, 0.6, 0.55), (100, 0.33, 0.64, 0.91, 0.86, 0.7)])
     hi = curve([(50, 0.2, 0.5, 0.9, 0.6, 0.55), (100, 0.41, 0.68, 0.91, 0.86, 0.7)])
-    c["DH25-pa"] = [lo, hi]  # mean mAP 0.37 ≥ 0.36 although one seed alone (0.33) is below
+    c["DH25-pa"] = [lo, hi]
     for m in c:
         if m != "DH25-pa":
             c[m] = c[m] * 2
     found = {f.claim: f for f in check_claims(c)}
-    assert found[3].passed
-    assert "mAP 0.370 ± 0.057 vs 0.400 ± 0.000" in found[3].measured
+    assert found[3].verdict == "INCONCLUSIVE"
+    assert "mAP DH25-pa / DH100-baseline: 0.370 vs 0.400: 0.92× [0.82, 1.03]" in found[3].measured
+    assert found[4].verdict == "PASS"  # 0.33 and 0.41 are both above the crop baseline's 0.25
 
 
-def test_roles_rename_models_and_missing_curves_are_named():
+def test_roles_rename_models_and_missing_or_mismatched_runs_are_named():
     c = {f"my-{k}": v for k, v in paper_like().items()}
     roles = {role: f"my-{name}" for role, name in ROLES.items()}
-    assert all(verdicts(c, roles).values())
+    assert set(verdicts(c, roles).values()) == {"PASS"}
     with pytest.raises(ValueError, match="DH25-pa"):
         check_claims({k: v for k, v in paper_like().items() if k != "DH25-pa"})
+    c = paper_like()
+    c["DH25-pa"] = [curve([(100, 0.37, 0.66, 0.9, 0.86, 0.7)], OFFSETS[:4])]
+    with pytest.raises(ValueError, match="same test images"):
+        check_claims(c)
 
 
 def test_report_files(tmp_path):
     findings = check_claims(paper_like())
     write_findings(findings, tmp_path / "f.md", tmp_path / "f.csv", [0])
     md = (tmp_path / "f.md").read_text()
-    assert "6 of 6 claims hold; seed 0" in md and md.count("| PASS |") == 6
+    assert "Of 6 claims: 6 PASS, 0 INCONCLUSIVE, 0 FAIL; seed 0" in md
+    assert md.count("| PASS |") == 6
     csv = pd.read_csv(tmp_path / "f.csv")
-    assert list(csv["result"]) == ["PASS"] * 6 and list(csv["claim"]) == list(range(1, 7))
+    # one row per compared quantity: 2 + 4 + 2 + 2 + 3 + 2
+    assert list(csv.groupby("claim").size()) == [2, 4, 2, 2, 3, 2]
+    assert set(csv["result"]) == {"PASS"} and set(csv["verdict"]) == {"PASS"}
+    row = csv[csv["quantity"] == "mAP DH25-pa − DH25crop-baseline"].iloc[0]
+    assert (row["estimate"], row["ci_low"], row["ci_high"]) == pytest.approx((0.12, 0.12, 0.12))
     assert "3 seeds (0, 1, 2)" in findings_markdown(findings, [0, 1, 2])
 
 
 def test_rising_recall_at_exactly_the_threshold_passes():
     """Recall ranks 3, 1, 4, 2, 5 over five checkpoints: Σd² = 10, ρ = 1 − 6·10/(5·24) = 0.5
-    exactly (scipy computes 0.49999999999999994), last > first: claim 6 holds."""
+    exactly (floating point gives 0.49999999999999994), last > first; every resample shifts
+    the whole curve by the same paired offset, so its ranks, and ρ, stay put: claim 6 holds."""
     c = paper_like()
     recalls = [0.164, 0.106, 0.239, 0.117, 0.419]
-    maps = [0.30, 0.31, 0.33, 0.34, 0.37]  # best mAP last, as before
-    c["DH25-pa"] = [
-        curve(
-            [
-                (50 * (k + 1), m, 0.66, 0.9, r, 0.7)
-                for k, (m, r) in enumerate(zip(maps, recalls, strict=True))
-            ]
-        )
-    ]
+    c["DH25-pa"] = [curve([(50 * (k + 1), 0.37, 0.66, 0.9, r, 0.7) for k, r in enumerate(recalls)])]
     found = {f.claim: f for f in check_claims(c)}
-    assert "ρ = 0.50" in found[6].measured and found[6].passed
+    gain, rho = found[6].comparisons
+    assert (rho.interval.low, rho.interval.high) == (0.5, 0.5)
+    assert gain.interval.estimate == pytest.approx(0.419 - 0.164)
+    assert found[6].verdict == "PASS"
+
+
+def test_runs_are_read_from_evaluation_folders(tmp_path):
+    for model in ("a", "b"):
+        for it in (50, 100):
+            folder = tmp_path / model
+            folder.mkdir(exist_ok=True)
+            curve([(it, 0.3, 0.5, 0.9, 0.8, 0.6)]).drop(columns="iteration").to_csv(
+                checkpoint_csv(folder, it), index=False
+            )
+            (folder / f"iter_{it:06d}.summary.csv").write_text("map\n0.3\n")  # not a run row
+    run = read_checkpoint_csvs(tmp_path / "a")
+    assert list(run["iteration"]) == [50] * 5 + [100] * 5
+    runs = read_runs(["a", "b"], [tmp_path / "a", tmp_path / "b"])
+    assert list(runs) == ["a", "b"] and len(runs["b"][0]) == 10
+    with pytest.raises(FileNotFoundError, match="no per-checkpoint evaluations"):
+        read_checkpoint_csvs(tmp_path)
+    assert np.isclose(run["map"].mean(), 0.3)

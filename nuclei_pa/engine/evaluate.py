@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from nuclei_pa.engine.predict import load_model, predict_folder
-from nuclei_pa.eval.folders import evaluate, summarise, write_csv
+from nuclei_pa.eval.folders import checkpoint_csv, evaluate, summarise, summary_path, write_csv
 from nuclei_pa.io.atomic import atomic_dir
 
 
@@ -25,8 +25,8 @@ def evaluate_checkpoints(
     device: str = "auto",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Per-image metrics of each checkpoint, written to ``out_dir/iter_{it:06d}.csv`` (and
-    ``.summary.csv``) all at once, and the learning curve (one row per iteration) returned."""
+    """Per-image metrics of each checkpoint, written to ``out_dir`` (:func:`checkpoint_csv`, and
+    its ``.summary.csv``) all at once, and the learning curve (one row per iteration) returned."""
     test_dir = Path(test_dir)
     rows = []
     with atomic_dir(out_dir) as tmp_out:
@@ -38,8 +38,9 @@ def evaluate_checkpoints(
                 predict_folder(model, test_dir / "images", pred, device=device, progress=False)
                 per_image = evaluate(test_dir, Path(pred) / "labels")
             summary = summarise(per_image)
-            write_csv(per_image, Path(tmp_out) / f"iter_{iteration:06d}.csv")
-            write_csv(summary, Path(tmp_out) / f"iter_{iteration:06d}.summary.csv")
+            csv = checkpoint_csv(tmp_out, iteration)
+            write_csv(per_image, csv)
+            write_csv(summary, summary_path(csv))
             rows.append({"iteration": int(iteration), **summary.iloc[0].to_dict()})
             del model
     return pd.DataFrame(rows)

@@ -137,6 +137,26 @@ def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
+def checkpoint_csv(folder: str | Path, iteration: int) -> Path:
+    """Where a run's evaluation folder keeps checkpoint ``iteration``'s per-image metrics."""
+    return Path(folder) / f"iter_{int(iteration):06d}.csv"
+
+
+def read_checkpoint_csvs(folder: str | Path) -> pd.DataFrame:
+    """Every checkpoint's per-image metrics of one run's evaluation folder, as one table with an
+    ``iteration`` column (rows by iteration, then image)."""
+    frames = []
+    for path in sorted(Path(folder).glob("iter_*.csv")):
+        if path.name.endswith(".summary.csv"):
+            continue
+        frame = pd.read_csv(path)
+        frame.insert(0, "iteration", int(path.stem.removeprefix("iter_")))
+        frames.append(frame)
+    if not frames:
+        raise FileNotFoundError(f"{folder}: no per-checkpoint evaluations (iter_*.csv)")
+    return pd.concat(frames, ignore_index=True)
+
+
 def summary_path(per_image_csv: str | Path) -> Path:
     p = Path(per_image_csv)
     return p.with_name(f"{p.stem}.summary.csv")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from nuclei_pa.eval.folders import METRIC_COLUMNS
+from nuclei_pa.eval.folders import METRIC_COLUMNS, read_checkpoint_csvs
 
 
 def learning_curve(summaries: Mapping[int, str | Path]) -> pd.DataFrame:
@@ -51,11 +51,27 @@ def read_curves(
 
     ``paths`` holds ``n_seeds`` curves per model, model after model (the workflow's order).
     """
+    return _by_model(models, paths, n_seeds, pd.read_csv)
+
+
+def read_runs(
+    models: Sequence[str], folders: Sequence[str | Path], n_seeds: int = 1
+) -> dict[str, list[pd.DataFrame]]:
+    """Every checkpoint's per-image metrics (:func:`~nuclei_pa.eval.folders.read_checkpoint_csvs`)
+    by model name, from evaluation folders ordered as in :func:`read_curves`."""
+    return _by_model(models, folders, n_seeds, read_checkpoint_csvs)
+
+
+def _by_model(
+    models: Sequence[str],
+    paths: Sequence[str | Path],
+    n_seeds: int,
+    read: Callable[[str | Path], pd.DataFrame],
+) -> dict[str, list[pd.DataFrame]]:
     if len(paths) != len(models) * n_seeds:
-        raise ValueError(f"expected {n_seeds} curve(s) for each of {len(models)} models")
+        raise ValueError(f"expected {n_seeds} file(s) for each of {len(models)} models")
     return {
-        m: [pd.read_csv(p) for p in paths[k * n_seeds : (k + 1) * n_seeds]]
-        for k, m in enumerate(models)
+        m: [read(p) for p in paths[k * n_seeds : (k + 1) * n_seeds]] for k, m in enumerate(models)
     }
 
 

@@ -200,7 +200,7 @@ rule attention_figure:
 
 rule findings:
     input:
-        curves=curves(findings_models()),
+        evaluations=evaluations(findings_models()),
     output:
         md=report(
             R("findings.md"),

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nuclei_pa.eval.folders import checkpoint_csv
 from nuclei_pa.io.coco import load_coco
 from nuclei_pa.io.logs import redirect_output
 from nuclei_pa.report.curves import best_checkpoint, mean_over_seeds, read_curves
@@ -23,7 +24,7 @@ folders = iter(snakemake.input.evaluations)  # same order as the curves: model, 
 def best_per_image(curve: pd.DataFrame) -> pd.DataFrame:
     """Per-image metrics of one run at its best checkpoint (the next evaluation folder)."""
     best = int(best_checkpoint(curve)["iteration"])
-    return pd.read_csv(Path(next(folders)) / f"iter_{best:06d}.csv")
+    return pd.read_csv(checkpoint_csv(next(folders), best))
 
 
 per_image = {

@@ -1,0 +1,170 @@
+"""Confidence intervals by a paired bootstrap over test images (and seeds, when several).
+
+A model's quality is a mean over test images, and which images happen to be in the test set moves
+it as much as anything a model change does. Resampling *images* (never nuclei: the nuclei of one
+image share its staining, focus and density, so they are not independent) shows how much. Two
+models compared on the same test set are resampled with the same image draw, so an image that is
+hard for both does not widen the interval of their difference. Different seeds of a model are
+independent training runs: each model's seeds are resampled on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FAIL",
+    "INCONCLUSIVE",
+    "LEVEL",
+    "N_RESAMPLES",
+    "PASS",
+    "Interval",
+    "combine",
+    "compare_means",
+    "judge",
+    "mean_interval",
+    "point_mean",
+    "resample_means",
+]
+
+N_RESAMPLES = 2000
+LEVEL = 0.95  # two-sided: the 2.5th and 97.5th percentiles of the replicates
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+SIDES = (">=", ">", "<=", "<")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its percentile-bootstrap interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+    def format(self, spec: str = ".3f", suffix: str = "") -> str:
+        return (
+            f"{self.estimate:{spec}}{suffix} [{self.low:{spec}}, {self.high:{spec}}]"
+            if np.isfinite(self.estimate)
+            else "n/a"
+        )
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _as_runs(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
+    """Per-image values as [seeds, images] (a single run may be given as 1-D)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"expected per-image values [seeds, images], got shape {arr.shape}")
+    return arr
+
+
+def _means(arr: np.ndarray) -> np.ndarray:
+    """NaN-ignoring mean over the last axis; all-NaN rows give NaN without a warning."""
+    count = np.sum(~np.isnan(arr), axis=-1)
+    total = np.nansum(arr, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def point_mean(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> float:
+    """The estimate itself: mean over seeds of each seed's mean over images."""
+    return float(np.mean(_means(_as_runs(values))))
+
+
+def resample_means(
+    per_image: Sequence[np.ndarray | Sequence[float] | Sequence[Sequence[float]]],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap replicates of each model's mean, [models, n_resamples].
+
+    ``per_image[k]`` is model k's values [seeds, images] (1-D for one seed), the images in the
+    same order for every model. Each replicate draws the images with replacement, the same draw
+    for every model (paired), and each model's seeds with replacement, separately per model.
+    Images whose value is NaN (a metric undefined there) are left out of that model's mean.
+    """
+    runs = [_as_runs(v) for v in per_image]
+    n_images = {r.shape[1] for r in runs}
+    if len(n_images) != 1:
+        raise ValueError(f"paired models need the same test images, got {sorted(n_images)} images")
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, n_images.pop(), size=(n_resamples, runs[0].shape[1]))
+    out = np.empty((len(runs), n_resamples))
+    for k, run in enumerate(runs):
+        by_seed = _means(run[:, images])  # [seeds, n_resamples]
+        seeds = rng.integers(0, run.shape[0], size=(n_resamples, run.shape[0]))
+        out[k] = by_seed[seeds, np.arange(n_resamples)[:, None]].mean(axis=1)
+    return out
+
+
+def _interval(estimate: float, replicates: np.ndarray, level: float = LEVEL) -> Interval:
+    finite = replicates[np.isfinite(replicates)]
+    if not np.isfinite(estimate) or finite.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return Interval(float(estimate), float(low), float(high))
+
+
+def mean_interval(
+    values: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """One model's mean over test images (and seeds) with its bootstrap interval."""
+    return _interval(point_mean(values), resample_means([values], n_resamples, seed)[0])
+
+
+def compare_means(
+    a: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
+    b: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
+    kind: str = "difference",
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """Model a's mean against model b's on the same test images: ``difference`` (a − b) or
+    ``ratio`` (a / b; NaN where b's mean is 0), with its paired bootstrap interval."""
+    if kind not in ("difference", "ratio"):
+        raise ValueError(f"kind must be 'difference' or 'ratio', not {kind!r}")
+    ma, mb = point_mean(a), point_mean(b)
+    ra, rb = resample_means([a, b], n_resamples, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "difference":
+            return _interval(ma - mb, ra - rb)
+        estimate = ma / mb if mb != 0 else float("nan")
+        return _interval(estimate, np.where(rb != 0, ra / np.where(rb != 0, rb, 1), np.nan))
+
+
+def judge(interval: Interval, side: str, threshold: float) -> str:
+    """PASS when the whole interval satisfies ``value <side> threshold``, FAIL when none of it
+    does, INCONCLUSIVE when it straddles the threshold (or is undefined)."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, not {side!r}")
+    if not (np.isfinite(interval.low) and np.isfinite(interval.high)):
+        return INCONCLUSIVE
+    holds = {
+        ">=": lambda v: v >= threshold,
+        ">": lambda v: v > threshold,
+        "<=": lambda v: v <= threshold,
+        "<": lambda v: v < threshold,
+    }[side]
+    low_ok, high_ok = holds(interval.low), holds(interval.high)
+    if low_ok and high_ok:
+        return PASS
+    if not low_ok and not high_ok:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def combine(verdicts: Sequence[str]) -> str:
+    """A claim made of several comparisons: FAIL if any fails, PASS if all pass."""
+    if FAIL in verdicts:
+        return FAIL
+    return PASS if all(v == PASS for v in verdicts) else INCONCLUSIVE
