@@ -9,6 +9,7 @@ from nuclei_pa.report.curves import best_checkpoint, collect_best, learning_curv
 from nuclei_pa.report.figures import figure4
 from nuclei_pa.report.tables import (
     add_group_means,
+    best_intervals,
     per_image_comparison,
     table1,
     wilcoxon_table,
@@ -59,6 +60,32 @@ def test_table1_over_seeds_gives_mean_and_spread():
     assert row["AJI"] == pytest.approx(0.5) and row["AJI sd"] == 0
 
 
+def test_table1_intervals_resample_the_best_checkpoints_images():
+    """Seed 0's best checkpoint is 100, seed 1's 50; their per-image mAP is flat at 0.4 and 0.6:
+    resampling images changes nothing, resampling the two seeds gives 0.4, 0.5 or 0.6."""
+
+    def run(at_50, at_100):
+        return pd.DataFrame(
+            [
+                {"iteration": it, "image": f"i{k}", **dict.fromkeys(METRICS, v)}
+                for it, v in ((50, at_50), (100, at_100))
+                for k in range(4)
+            ]
+        )
+
+    runs = {"m": [run(0.1, 0.4), run(0.6, 0.2)]}
+    curves = {"m": [r.groupby("iteration", as_index=False)[METRICS].mean() for r in runs["m"]]}
+    best = collect_best(curves)
+    assert best["iteration"].tolist() == [100, 50]
+    intervals = best_intervals(best, runs)
+    iv = intervals["m"]["map"]
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((0.5, 0.4, 0.6))
+    t1 = table1(best, {"Otsu": dict.fromkeys(METRICS, 0.3)}, intervals)
+    assert list(t1.columns[3:8]) == ["mAP", "mAP sd", "mAP 95% CI low", "mAP 95% CI high", "AJI"]
+    assert t1.loc[0, "AJI 95% CI high"] == pytest.approx(0.6)
+    assert pd.isna(t1.loc[1, "mAP 95% CI low"])  # the reference has no interval
+
+
 def test_sweep_table_and_figure(tmp_path):
     from nuclei_pa.report.figures import sweep_figure
     from nuclei_pa.report.tables import sweep_table
@@ -91,8 +118,8 @@ def test_per_image_comparison_with_groups_published_and_wilcoxon(tmp_path):
     table = per_image_comparison({"ours": ours, "other": other}, groups=groups, published=published)
     assert list(table.columns) == ["image", "group", "ours", "other", "CNN3"]
     means = add_group_means(table)
-    assert means["image"].tolist()[-3:] == ["mean (same)", "mean (unseen)", "mean (all)"]
-    assert means.iloc[-3]["ours"] == pytest.approx(0.6)
+    assert means["image"].tolist()[-5:-2] == ["mean (same)", "mean (unseen)", "mean (all)"]
+    assert means.iloc[-5]["ours"] == pytest.approx(0.6)
     tests = wilcoxon_table(table, "ours", ["other", "CNN3"])
     # ours > other on all 6 images: exact two-sided p = 2 / 2**6
     assert tests.loc[0, "p_value"] == pytest.approx(2 / 64)
@@ -101,7 +128,14 @@ def test_per_image_comparison_with_groups_published_and_wilcoxon(tmp_path):
         per_image_comparison({"ours": ours}, published=published.iloc[:3])
     write_table(means, tmp_path / "t3.csv", tmp_path / "t3.md", title="Table 3")
     assert (tmp_path / "t3.md").read_text().startswith("## Table 3")
-    assert len(pd.read_csv(tmp_path / "t3.csv")) == 9
+    assert len(pd.read_csv(tmp_path / "t3.csv")) == 11
+    # the overall mean's interval over images; paired differences of ours − other
+    low, high = means.iloc[-2], means.iloc[-1]
+    assert low["image"] == "mean (all) 95% CI low" and high["image"] == "mean (all) 95% CI high"
+    assert 0.5 <= low["ours"] < means.iloc[-3]["ours"] < high["ours"] <= 0.7
+    assert tests.loc[0, "mean_difference"] == pytest.approx(0.29 / 6)
+    assert 0.01 <= tests.loc[0, "mean_difference 95% CI low"] < 0.29 / 6
+    assert 0.29 / 6 < tests.loc[0, "mean_difference 95% CI high"] <= 0.1
 
 
 def test_figure4_writes_png_and_pdf(tmp_path):

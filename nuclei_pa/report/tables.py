@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nuclei_pa.eval.bootstrap import LEVEL, Interval, compare_means, mean_interval
 from nuclei_pa.eval.stats import wilcoxon
 from nuclei_pa.io.atomic import atomic_path
 
@@ -21,8 +22,37 @@ TABLE1_COLUMNS = {
 }
 
 
+#: Table 1's metrics shown with their bootstrap interval.
+INTERVAL_METRICS = ("map", "aji")
+CI = f"{LEVEL:.0%} CI"
+
+
+def best_intervals(
+    best: pd.DataFrame, runs: Mapping[str, Sequence[pd.DataFrame]]
+) -> dict[str, dict[str, Interval]]:
+    """Each model's :data:`INTERVAL_METRICS` at its best checkpoints (per seed, as in ``best``)
+    with a bootstrap interval over test images and seeds (:mod:`nuclei_pa.eval.bootstrap`).
+
+    ``runs`` holds each model's per-image metrics of every checkpoint, one frame per seed
+    (:func:`~nuclei_pa.report.curves.read_runs`), in the seed order of ``best``.
+    """
+    out = {}
+    for model, group in best.groupby("model", sort=False):
+        at_best = [
+            run[run["iteration"] == it].sort_values("image")
+            for run, it in zip(runs[model], group["iteration"], strict=True)
+        ]
+        out[model] = {
+            m: mean_interval([f[m].to_numpy(dtype=float) for f in at_best])
+            for m in INTERVAL_METRICS
+        }
+    return out
+
+
 def table1(
-    best: pd.DataFrame, reference: Mapping[str, Mapping[str, float]] | None = None
+    best: pd.DataFrame,
+    reference: Mapping[str, Mapping[str, float]] | None = None,
+    intervals: Mapping[str, Mapping[str, Interval]] | None = None,
 ) -> pd.DataFrame:
     """Best mAP per model with the other metrics at that checkpoint (paper Table 1).
 
@@ -30,7 +60,9 @@ def table1(
     With one seed a row is that checkpoint; with several, each metric is the mean over seeds,
     followed by a ``<metric> sd`` column, and ``iteration`` lists each seed's best checkpoint.
     ``reference`` adds rows for non-trained methods (e.g. the classical Otsu + watershed) whose
-    single evaluation stands in for a best checkpoint.
+    single evaluation stands in for a best checkpoint. ``intervals`` (:func:`best_intervals`)
+    adds a low and high column after mAP and AJI. A best checkpoint is chosen on the test set,
+    so its interval describes that checkpoint's images, not how lucky the choice was.
     """
     metrics = list(TABLE1_COLUMNS)
     several = best.groupby("model")["seed"].nunique().max() > 1 if len(best) else False
@@ -46,14 +78,21 @@ def table1(
             row = {"model": model, "iteration": int(group["iteration"].iloc[0])}
             row.update({m: float(group[m].iloc[0]) for m in metrics})
         rows.append(row)
+    for row in rows:
+        for m, iv in (intervals or {}).get(row["model"], {}).items():
+            row[f"{m} low"], row[f"{m} high"] = iv.low, iv.high
     for name, vals in (reference or {}).items():
         rows.append({"model": name, **{m: vals[m] for m in metrics}})
     df = pd.DataFrame(rows)
     if not several:
         df["iteration"] = df["iteration"].astype("Int64")
-    renames = {**TABLE1_COLUMNS, **{f"{k} sd": f"{v} sd" for k, v in TABLE1_COLUMNS.items()}}
+    renames = {}
+    for key, label in TABLE1_COLUMNS.items():
+        renames |= {key: label, f"{key} sd": f"{label} sd"}
+        renames |= {f"{key} low": f"{label} {CI} low", f"{key} high": f"{label} {CI} high"}
     order = ["model", *(["seeds"] if several else []), "iteration"]
-    order += [c for m in metrics for c in (m, f"{m} sd") if c in df.columns]
+    suffixes = ("", " sd", " low", " high")
+    order += [c for m in metrics for c in (m + x for x in suffixes) if c in df.columns]
     return df[order].rename(columns=renames)
 
 
@@ -98,7 +137,8 @@ def per_image_comparison(
 
 
 def add_group_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Append a mean row per group and an overall mean row."""
+    """Append a mean row per group, an overall mean row, and the overall mean's bootstrap
+    interval over images (two rows: low, high)."""
     methods = [c for c in table.columns if c not in ("image", "group")]
     rows = [table]
     if "group" in table.columns:
@@ -108,14 +148,20 @@ def add_group_means(table: pd.DataFrame) -> pd.DataFrame:
             )
     overall = {"group": "all"} if "group" in table.columns else {}  # not a blank NaN cell
     rows.append(pd.DataFrame([{"image": "mean (all)", **overall, **table[methods].mean()}]))
+    intervals = {m: mean_interval(table[m].to_numpy(dtype=float)) for m in methods}
+    for end in ("low", "high"):
+        values = {m: getattr(iv, end) for m, iv in intervals.items()}
+        rows.append(pd.DataFrame([{"image": f"mean (all) {CI} {end}", **overall, **values}]))
     return pd.concat(rows, ignore_index=True)
 
 
 def wilcoxon_table(table: pd.DataFrame, ours: str, others: Sequence[str]) -> pd.DataFrame:
-    """Paired two-sided Wilcoxon signed-rank test of ``ours`` against each other method."""
+    """Paired two-sided Wilcoxon signed-rank test of ``ours`` against each other method, with
+    the mean difference and its paired bootstrap interval over images."""
     rows = []
     for other in others:
         res = wilcoxon(table[ours], table[other])
+        diff = compare_means(table[ours].to_numpy(float), table[other].to_numpy(float))
         rows.append(
             {
                 "method": ours,
@@ -124,6 +170,9 @@ def wilcoxon_table(table: pd.DataFrame, ours: str, others: Sequence[str]) -> pd.
                 "statistic": res.statistic,
                 "p_value": res.p_value,
                 "median_difference": res.median_difference,
+                "mean_difference": diff.estimate,
+                f"mean_difference {CI} low": diff.low,
+                f"mean_difference {CI} high": diff.high,
             }
         )
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@
 rule table1:
     input:
         curves=curves(PLAN.report.get("table1", [])),
+        evaluations=evaluations(PLAN.report.get("table1", [])),
         classical=classical_summary(),
     output:
         csv=report(
