@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -166,10 +167,14 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path, tiny_run):
         assert (results / "figures" / name).stat().st_size > 1000
     table1 = (results / "tables" / "table1.md").read_text()
     assert "DH25-pa" in table1 and "Otsu + watershed" in table1
-    assert " sd" in table1  # two seeds: mean and spread
+    assert " sd" in table1 and "95% CI" in table1  # two seeds: mean, spread and interval
     findings = (results / "findings.md").read_text()
-    assert findings.count("| PASS |") + findings.count("| FAIL |") == 6
-    assert (results / "findings.csv").read_text().count("\n") == 7
+    verdicts = ("| PASS |", "| FAIL |", "| INCONCLUSIVE |")
+    assert sum(findings.count(v) for v in verdicts) == 6
+    rows = pd.read_csv(results / "findings.csv")
+    assert list(rows.groupby("claim").size()) == [2, 4, 2, 2, 3, 2]  # one row per quantity
+    assert (rows["ci_low"] <= rows["ci_high"]).all()
+    assert "95% CI" in (results / "tables" / "table3.md").read_text()
     # a pa model on a `remove` derivation logs how its centre boxes fare on unlabelled nuclei
     log = (results / "models" / "DH25-pa" / "seed0" / "train_log.csv").read_text()
     assert "pa_center_boxes" in log and "pa_on_unlabelled_nucleus" in log

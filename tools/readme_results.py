@@ -3,6 +3,7 @@
     python tools/readme_results.py --wall-minutes 14.2          # "What you should see"
     python tools/readme_results.py --real --wall-minutes 28.0   # "On real data"
     python tools/readme_results.py --pa-bench results/bench_pa_real/fluo results/bench_pa_real/kumar
+    python tools/readme_results.py --reproducibility results/bench_reproducibility
 
 Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
 ``results/real-cpu/``, plus Table 3) into the README between its ``<!-- results:start -->`` …
@@ -22,12 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 REAL_START, REAL_END = "<!-- real:start -->", "<!-- real:end -->"
 PA_START, PA_END = "<!-- pa-bench:start -->", "<!-- pa-bench:end -->"
+REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
     """The ``summary.md`` of each ``benchmarks/bench_pa_real.py`` run, one after the other."""
     parts = [(run / "summary.md").read_text().strip() for run in runs]
     return PA_START + "\n" + "\n\n".join(parts) + "\n" + PA_END
+
+
+def repro_block(run: Path) -> str:
+    """The ``summary.md`` of a ``benchmarks/bench_reproducibility.py`` run."""
+    return REPRO_START + "\n" + (run / "summary.md").read_text().strip() + "\n" + REPRO_END
 
 
 def replace_block(readme: Path, start: str, end: str, block: str) -> None:
@@ -42,7 +49,7 @@ def replace_block(readme: Path, start: str, end: str, block: str) -> None:
 def findings_table(findings_md: str) -> tuple[str, str]:
     """The summary sentence and the claim table of ``results/findings.md``."""
     lines = findings_md.splitlines()
-    summary = next(line for line in lines if "claims hold" in line)
+    summary = next(line for line in lines if line.startswith("Of ") and "claims:" in line)
     table = [line for line in lines if line.startswith("|")]
     return summary, "\n".join(table)
 
@@ -113,11 +120,20 @@ def main() -> None:
         metavar="RUN",
         help="bench_pa_real.py output folders: the model section's block",
     )
+    parser.add_argument(
+        "--reproducibility",
+        type=Path,
+        metavar="RUN",
+        help="a bench_reproducibility.py output folder: the ranges over seeds",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     args = parser.parse_args()
-    if args.pa_bench:
-        replace_block(args.readme, PA_START, PA_END, pa_bench_block(args.pa_bench))
+    if args.pa_bench or args.reproducibility:
+        if args.pa_bench:
+            replace_block(args.readme, PA_START, PA_END, pa_bench_block(args.pa_bench))
+        if args.reproducibility:
+            replace_block(args.readme, REPRO_START, REPRO_END, repro_block(args.reproducibility))
         print(f"updated {args.readme}")
         return
     if args.wall_minutes is None:
