@@ -242,3 +242,43 @@ def test_tar_inside_is_extracted(tmp_path):
     archive.write_bytes(archive.read_bytes()[:20])
     with pytest.raises(InputError, match="not a valid, complete tar"):
         extract(archive, tmp_path / "t2")
+
+
+GDRIVE_WARNING = (
+    b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
+    b"<p>Google Drive can't scan this file for viruses.</p><form action="
+    b'"https://drive.google.com/uc?export=download&amp;confirm=t"></form></body></html>'
+)
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_a_web_page_served_instead_of_the_file_is_recognised(tmp_path, monkeypatch, pinned):
+    """Google Drive answers a large file's URL with its virus-scan page (status 200): with or
+    without a pinned hash the error says so, and nothing is kept, recorded or extracted."""
+    page = tmp_path / "page.zip"
+    page.write_bytes(GDRIVE_WARNING)
+    register(monkeypatch, "kumar", page.as_uri(), "k.zip", "b" * 64 if pinned else None)
+    with pytest.raises(InputError, match=r"virus-scan warning page.*by hand") as err:
+        fetch("kumar", tmp_path / "cache")
+    assert "sha256 mismatch" not in str(err.value)
+    assert not any((tmp_path / "cache" / "kumar").iterdir())
+
+
+def test_web_page_kinds(tmp_path):
+    cases = {
+        b"\n  <!doctype html><title>Dropbox - Sign in</title>": "Dropbox",
+        b"<html><body>Google Drive: quota exceeded drive.google.com</body></html>": "quota",
+        b"<?xml version='1.0'?><!DOCTYPE html><html></html>": "HTML web page",
+    }
+    for k, (content, kind) in enumerate(cases.items()):
+        path = tmp_path / f"p{k}"
+        path.write_bytes(content)
+        assert kind in sources.web_page(path)
+    archive = make_zip(tmp_path / "real.zip", {"index.html": b"<!doctype html><html></html>"})
+    assert sources.web_page(archive) is None  # a zip holding a page is still a zip
+
+
+def test_kumar_zip_is_pinned_to_the_checksum_torch_em_publishes():
+    (remote,) = REGISTRY["kumar"].files
+    assert remote.sha256 == "25d3d3185bb2970b397cafa72eb664c9b4d24294aee382e7e3df9885affce742"
+    assert "1ZgqFJomqQGNnsx7w7QBzQQMVA16lbVCA" in remote.url  # the file torch_em pins it for

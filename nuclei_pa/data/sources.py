@@ -8,10 +8,14 @@ into ``<cache_dir>/<name>/raw/``; :func:`prepare` then converts the raw files to
 Integrity rules:
 
 - A published SHA-256 is checked on every download and every reuse of a cached file (by pooch).
-- None of the three sources publishes a SHA-256, so the registry holds ``None``. The first
-  successful download then computes the file's SHA-256, **records it in ``hashes.json`` beside
-  the file** and logs that it did so; later downloads (and reuses) are checked against that
-  record. Keep ``hashes.json`` with your results: it says which upstream version you used.
+- None of the three sources publishes a SHA-256 itself. Kumar's is pinned from a reputable
+  loader that pins it (torch_em); for the others the registry holds ``None``, and the first
+  successful download computes the file's SHA-256, **records it in ``hashes.json`` beside the
+  file** and logs that it did so; later downloads (and reuses) are checked against that record.
+  Keep ``hashes.json`` with your results: it says which upstream version you used.
+- A server that answers with a web page instead of the file (Google Drive's virus-scan or quota
+  page, a Dropbox sign-in page) is recognised before anything is hashed, recorded or extracted,
+  and the error says which kind of page it was and how to fetch the file by hand.
 - A hash mismatch is an :class:`InputError` naming the file and both hashes; an archive that
   does not open or extract completely (truncated download, a web page saved instead of the
   file) is an error too, and an unverified download that fails this way is deleted.
@@ -120,6 +124,9 @@ REGISTRY: dict[str, DatasetSource] = {
                     url="https://drive.google.com/uc?export=download&"
                     "id=1ZgqFJomqQGNnsx7w7QBzQQMVA16lbVCA",
                     filename="MoNuSeg_2018_Training_Data.zip",
+                    # pinned by torch_em (torch_em/data/datasets/histopathology/monuseg.py,
+                    # CHECKSUM["train"]) for this same Google Drive file
+                    sha256="25d3d3185bb2970b397cafa72eb664c9b4d24294aee382e7e3df9885affce742",
                 ),
             ),
             citation=(
@@ -138,13 +145,11 @@ REGISTRY: dict[str, DatasetSource] = {
                 "the same 30 images form the MoNuSeg 2018 training set, whose zip (Google Drive, "
                 "linked from the challenge's data page) is downloaded here. Splits follow Kumar "
                 "et al. 2017: 16 training images, 8 same-organ and 6 unseen-organ test images. "
-                "The organisers replaced some images/annotations after the first release; no "
-                "checksum is published for either version, so the hash recorded in hashes.json "
-                "on the first download is the only record of which version you got (not "
-                "verified here; third-party loaders such as torch_em pin sha256 25d3d3185bb2970b"
-                "397cafa72eb664c9b4d24294aee382e7e3df9885affce742 for this file). Google Drive "
-                "may serve a virus-scan web page instead of a large file: if the download is "
-                "rejected as not a zip, download it by hand."
+                "The organisers publish no checksum; the SHA-256 pinned here is the one the "
+                "torch_em loader pins for this Google Drive file (the version it downloads "
+                "today); a zip from another release fails the check and says so. Google Drive "
+                "may serve a virus-scan or quota web page instead of the file: that is "
+                "recognised and explained (download it by hand then)."
             ),
         ),
         DatasetSource(
@@ -199,10 +204,55 @@ def _file_downloader(url: str, output_file: str, pooch_obj: Any, check_only: boo
     return None
 
 
-def _downloader(url: str) -> Any:
-    if urllib.parse.urlparse(url).scheme == "file":
-        return _file_downloader
-    return pooch.HTTPDownloader(progressbar=False, timeout=60)
+def _downloader(remote: RemoteFile, dest: Path, expected: str | None) -> Any:
+    """pooch's downloader for the URL's scheme, refusing a web page served in the file's place
+    before it is hashed, recorded or extracted (pooch then deletes its temporary file)."""
+    if urllib.parse.urlparse(remote.url).scheme == "file":
+        inner: Any = _file_downloader
+    else:
+        inner = pooch.HTTPDownloader(progressbar=False, timeout=60)
+
+    def download(url: str, output_file: str, pooch_obj: Any, check_only: bool = False) -> Any:
+        result = inner(url, output_file, pooch_obj, check_only=check_only)
+        page = None if check_only else web_page(Path(output_file))
+        if page:
+            raise InputError(
+                dest,
+                f"{remote.url} returned {page} instead of the file (nothing was kept); "
+                + _manual_hint(remote, dest, expected),
+            )
+        return result
+
+    return download
+
+
+#: What a server's web page says about itself, by words in its first bytes (lower case).
+_PAGE_KINDS = (
+    (
+        (b"drive.google", b"virus"),
+        "Google Drive's virus-scan warning page (files over ~100 MB "
+        "need a confirmation click in a browser)",
+    ),
+    (
+        (b"drive.google", b"quota"),
+        "Google Drive's download-quota page (too many downloads of "
+        "this file today; try later or from a browser)",
+    ),
+    ((b"google",), "a Google web page (a sign-in, permission or warning page)"),
+    ((b"dropbox",), "a Dropbox web page (sign-in, or the shared link expired or moved)"),
+    ((), "an HTML web page"),
+)
+
+
+def web_page(path: Path) -> str | None:
+    """What kind of web page ``path`` holds (a description), or None if it is not HTML: servers
+    answer with a page, status 200, where a login, a quota or a virus-scan warning intervenes."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not (start.startswith((b"<!doctype html", b"<html")) or b"<html" in start[:1024]):
+        return None
+    return next(kind for words, kind in _PAGE_KINDS if all(w in head.lower() for w in words))
 
 
 def _read_hashes(folder: Path) -> dict[str, str]:
@@ -241,7 +291,7 @@ def _download(remote: RemoteFile, folder: Path, expected: str | None) -> Path:
         retry_if_failed=DOWNLOAD_RETRIES,
     )
     try:
-        return Path(fetcher.fetch(remote.filename, downloader=_downloader(remote.url)))
+        return Path(fetcher.fetch(remote.filename, downloader=_downloader(remote, dest, expected)))
     except ValueError as exc:
         if "hash" not in str(exc):
             raise
