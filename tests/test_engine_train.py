@@ -316,3 +316,36 @@ def test_cosine_learning_rate_reaches_the_log_and_binds_a_resume(data, tmp_path)
     torch.save(state, path)
     with pytest.raises(InputError, match="lr_schedule='constant', now 'cosine'"):
         train(data, tmp_path / "r", tiny_model(), quick(6, 2, lr=0.02), progress=False)
+
+
+def test_warm_up_and_bias_groups_follow_detectron(data, tmp_path):
+    """Detectron's solver: the rate rises linearly from 1/3 over the warm-up; biases train at
+    twice the rate without weight decay."""
+    from nuclei_pa.engine.train import param_groups
+
+    cfg = TrainConfig(iterations=8, lr=0.03, lr_schedule="constant", warmup_iterations=3)
+    # factor 1/3·(1 − a) + a with a = (i − 1)/3: 1/3, 5/9, 7/9, then 1
+    assert [round(cfg.lr_at(i) / 0.03, 4) for i in (1, 2, 3, 4, 8)] == [
+        0.3333,
+        0.5556,
+        0.7778,
+        1.0,
+        1.0,
+    ]
+    with pytest.raises(ValueError, match="warmup_factor"):
+        TrainConfig(warmup_factor=0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Conv2d(3, 4, 1))
+    assert len(param_groups(model, TrainConfig())) == 1  # the default: one group, as before
+    weights, biases = param_groups(model, TrainConfig(bias_lr_factor=2.0, bias_weight_decay=0.0))
+    assert [p.shape for p in biases["params"]] == [(3,), (4,)]
+    assert len(weights["params"]) == 2 and "lr_factor" not in weights
+    assert biases["lr_factor"] == 2.0 and biases["weight_decay"] == 0.0
+
+    paper = quick(4, 2, lr=0.02, bias_lr_factor=2.0, bias_weight_decay=0.0, warmup_iterations=2)
+    train(data, tmp_path / "r", tiny_model(), paper, progress=False)
+    state = torch.load(tmp_path / "r" / "ckpt_000004.pt", weights_only=True)
+    rates = [g["lr"] for g in state["optimizer"]["param_groups"]]
+    assert rates == pytest.approx([paper.lr_at(4), 2 * paper.lr_at(4)])
+    with pytest.raises(InputError, match=r"bias_lr_factor=2\.0, now 1\.0"):
+        resumed = dataclasses.replace(paper, iterations=6, bias_lr_factor=1.0)
+        train(data, tmp_path / "r", tiny_model(), resumed, progress=False)

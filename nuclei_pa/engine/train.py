@@ -135,6 +135,20 @@ def train_model(
         finish(world)
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: one, or weights and biases apart when the biases get
+    their own rate factor (``lr_factor``, applied at every step) or weight decay."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not cfg.separate_biases:
+        return [{"params": [p for _, p in named]}]
+    biases = [p for n, p in named if n.endswith(".bias")]
+    decay = cfg.weight_decay if cfg.bias_weight_decay is None else cfg.bias_weight_decay
+    return [
+        {"params": [p for n, p in named if not n.endswith(".bias")]},
+        {"params": biases, "lr_factor": cfg.bias_lr_factor, "weight_decay": decay},
+    ]
+
+
 class _Run:
     """One training process's state: model, optimiser, data stream, log."""
 
@@ -153,7 +167,10 @@ class _Run:
         self.model = build_model(model_cfg).to(device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(
-            self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            param_groups(self.model, cfg),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
         )
         self.fingerprint = dataset.fingerprint()
 
@@ -304,7 +321,7 @@ class _Run:
             )
         lr = self.cfg.lr_at(iteration)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_factor", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.cfg.clip_grad_norm if self.cfg.clip_grad_norm > 0 else math.inf
