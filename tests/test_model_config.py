@@ -32,7 +32,11 @@ def test_presets():
         128,
         0.95,
     )
-    assert paper.attention_levels == ("0",) and not paper.share_rpn_conv and paper.warmup_steps == 0
+    # as the authors' code built the paper's model: attention on every FPN level (FPN.USE_DA),
+    # the centre predictors on the RPN conv, their RPN coder for RPN and centre box alike
+    assert paper.attention_levels == ("0", "1", "2", "3") and paper.share_rpn_conv
+    assert paper.rpn_box_weights == paper.center_box_weights == (10.0, 10.0, 5.0, 5.0)
+    assert paper.warmup_steps == 0  # WARMUP_PRED_TARGETS is 0 in the configurations they ran
     with pytest.raises(ValueError, match="unknown model preset 'huge'"):
         ModelConfig.preset("huge")
     with pytest.raises(ValueError, match="unknown model setting"):

@@ -259,6 +259,16 @@ def test_paper_config_lists_the_whole_dag_without_any_data():
     )
     assert len(plan.models["DH25-pa"].checkpoints) == 20
     assert plan.datasets["tnbc"].download["breast_split_with"] == "kumar"
+    # the authors' configuration (feng-lab/nuclei configs/nuclei/dh25_..._da_pt.yaml)
+    model, train = plan.models["DH25-pa"].model, plan.models["DH25-pa"].train
+    assert (model["rpn_pre_nms_top_n_train"], model["rpn_pre_nms_top_n_test"]) == (4000, 4000)
+    assert (model["rpn_post_nms_top_n_train"], model["rpn_post_nms_top_n_test"]) == (2000, 2000)
+    assert model["rpn_box_weights"] == model["center_box_weights"] == (10.0, 10.0, 5.0, 5.0)
+    assert model["trainable_layers"] == 3 and model["min_size"] == 360
+    assert model["share_rpn_conv"] and model["attention_levels"] == ("0", "1", "2", "3")
+    assert (train["warmup_iterations"], round(train["warmup_factor"], 4)) == (500, 0.3333)
+    assert (train["bias_lr_factor"], train["bias_weight_decay"]) == (2.0, 0.0)
+    assert plan.models["DH25crop-pa"].model["min_size"] == 180  # their dhc25 configuration
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

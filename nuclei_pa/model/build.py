@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 from torchvision.models import resnet
+from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -107,6 +108,7 @@ def _rpn(cfg: ModelConfig) -> PARegionProposalNetwork:
         },
         nms_thresh=0.7,
     )
+    rpn.box_coder = BoxCoder(cfg.rpn_box_weights)
     rpn.ignore_iou = cfg.rpn_ignore_iou
     return rpn
 

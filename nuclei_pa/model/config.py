@@ -24,7 +24,8 @@ class ModelConfig:
 
     Defaults of the pa module follow the paper's text, except the centre threshold (0.5, not
     0.95: short CPU training never gets that sure; the ``paper`` preset keeps 0.95) and the
-    centre-box coder weights (the RPN's, as the authors' code); the authors' code additions
+    centre-box coder weights ((1, 1, 1, 1), not the (10, 10, 5, 5) of the authors' code, whose
+    RPN coder it shares; the ``paper`` preset keeps theirs); the authors' code additions
     (attention on every FPN level, the RPN's 3×3 conv shared with the centre head, a warm-up)
     are options.
     """
@@ -55,6 +56,8 @@ class ModelConfig:
     rpn_post_nms_top_n_train: int = 2000
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_test: int = 1000
+    # Weights of the RPN's box deltas: torchvision's (1, 1, 1, 1); the authors' code (10, 10, 5, 5)
+    rpn_box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     # --- R-CNN box and mask heads ------------------------------------------------------------
     box_batch_size_per_image: int = 512
     box_positive_fraction: float = 0.25
@@ -79,7 +82,8 @@ class ModelConfig:
     # all for the first ~200 iterations on real images (see README, "The model").
     center_threshold: float = 0.5
     # Centre-box deltas (dx, dy, dw, dh) relative to the median-nucleus anchor are multiplied
-    # by these before the loss: the RPN's (1, 1, 1, 1). The R-CNN head's (10, 10, 5, 5) made
+    # by these before the loss: (1, 1, 1, 1), torchvision's RPN's. The authors' code encodes them
+    # with its RPN coder, (10, 10, 5, 5), against a fixed 32 px box; that (10, 10, 5, 5) made
     # log-size errors of nuclei several-fold off the median dominate the whole update.
     center_box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     center_nms_iou: float | None = None  # NMS of decoded centre boxes (None: none, as the paper)
@@ -235,8 +239,9 @@ def _validate(cfg: ModelConfig) -> None:
         raise bad("center_head_convs" if cfg.center_head_convs < 0 else "warmup_steps", "≥ 0")
     if not set(cfg.attention_levels) <= set(FPN_LEVELS):
         raise bad("attention_levels", f"FPN level names among {FPN_LEVELS}")
-    if min(cfg.center_box_weights) <= 0:
-        raise bad("center_box_weights", "four positive numbers")
+    for name in ("center_box_weights", "rpn_box_weights"):
+        if min(getattr(cfg, name)) <= 0:
+            raise bad(name, "four positive numbers")
     if cfg.anchor_wh is not None and min(cfg.anchor_wh) <= 0:
         raise bad("anchor_wh", "two positive numbers (median nucleus width, height)")
 
@@ -258,11 +263,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "box_batch_size_per_image": 128,
         "center_head_channels": 64,
     },
-    # The paper's backbone. torchvision has COCO weights for resnet50 only, so ImageNet here.
+    # The paper's model as the authors' configuration builds it (github.com/feng-lab/nuclei,
+    # configs/nuclei/*_da_pt.yaml and their code; README "Paper fidelity" lists every item).
+    # torchvision has COCO weights for resnet50 only, so the backbone starts from ImageNet.
     "paper": {
         "backbone": "resnext101_64x4d",
         "init": "imagenet",
-        "trainable_layers": 3,
+        "trainable_layers": 3,  # FREEZE_CONV_BODY_AT: 2 (stem and res2 frozen)
+        "rpn_pre_nms_top_n_train": 4000,
+        "rpn_pre_nms_top_n_test": 4000,
+        "rpn_post_nms_top_n_train": 2000,  # FPN_POST_NMS_TOP_N_*, per image
+        "rpn_post_nms_top_n_test": 2000,
+        "rpn_box_weights": (10.0, 10.0, 5.0, 5.0),  # their rpn.py
+        "attention_levels": ("0", "1", "2", "3"),  # FPN.USE_DA: every FPN level
+        "share_rpn_conv": True,  # centre predictors read the RPN head's 3×3 conv
         "center_threshold": 0.95,  # the paper's, for its long pretrained training
+        "center_box_weights": (10.0, 10.0, 5.0, 5.0),  # their RPN coder encodes the centre box
     },
 }
