@@ -6,9 +6,10 @@
 
 Each run is the workflow on the embedded default (``--configfile``) with ``seed`` (which draws
 the synthetic data, the removed annotations and the training randomness) and optionally
-``train.threads`` overridden, up to its findings (the models they compare, not the other
-tables), in ``OUT/<run>/``; a finished run is not redone. Floating-point sums in a different
-order (another thread count, another CPU) make two runs of one seed differ like two seeds do.
+``train.threads`` overridden, whole (what ``make demo`` runs; ``--findings-only``: up to the
+findings and the models they compare), in ``OUT/<run>/``; a finished run is not redone.
+Floating-point sums in a different order (another thread count, another CPU) make two runs of
+one seed differ like two seeds do.
 
 Prints, and writes to ``OUT/summary.md`` and ``OUT/summary.json``: each claim's verdict per run
 and whether they agree; each compared quantity's estimate per run with its range; per model, the
@@ -37,9 +38,9 @@ def run_name(seed: int, threads: int | None) -> str:
 
 
 def run_workflow(
-    configfile: Path, out: Path, seed: int, threads: int | None, cores: int
+    configfile: Path, out: Path, seed: int, threads: int | None, cores: int, everything: bool
 ) -> tuple[Path, float]:
-    """One default run up to its findings; (its results folder, minutes it took)."""
+    """One default run, whole or up to its findings; (its results folder, minutes it took)."""
     results = out / run_name(seed, threads)
     results.mkdir(parents=True, exist_ok=True)
     override: dict = {"seed": seed, "seeds": [seed], "results": str(results)}
@@ -61,7 +62,7 @@ def run_workflow(
         str(cores),
         "--quiet",
         "progress",
-        str(results / "findings.md"),
+        *([] if everything else [str(results / "findings.md")]),
     ]
     tic = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -86,7 +87,9 @@ def stability(results: Path, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise(runs: dict[str, Path], seeds: dict[str, int], minutes: dict[str, float]) -> dict:
+def summarise(
+    runs: dict[str, Path], seeds: dict[str, int], minutes: dict[str, float], cores: int
+) -> dict:
     findings = {name: pd.read_csv(path / "findings.csv") for name, path in runs.items()}
     names = list(runs)
     first = findings[names[0]]
@@ -121,6 +124,7 @@ def summarise(runs: dict[str, Path], seeds: dict[str, int], minutes: dict[str, f
     )
     return {
         "runs": names,
+        "cores": cores,
         "minutes": minutes,
         "claims": claims.to_dict("records"),
         "verdicts": verdicts.reset_index().to_dict("records"),
@@ -179,6 +183,11 @@ def main() -> None:
     )
     parser.add_argument("--configfile", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument(
+        "--findings-only",
+        action="store_true",
+        help="stop at the findings (skips Tables 2-4, the figures and their models)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench_reproducibility"))
     args = parser.parse_args()
     out = args.out.resolve()
@@ -186,9 +195,11 @@ def main() -> None:
     for seed, threads in itertools.product(args.seeds, args.threads or [None]):
         name = run_name(seed, threads)
         print(f"== {name}", flush=True)
-        runs[name], minutes[name] = run_workflow(args.configfile, out, seed, threads, args.cores)
+        runs[name], minutes[name] = run_workflow(
+            args.configfile, out, seed, threads, args.cores, not args.findings_only
+        )
         seeds[name] = seed
-    summary = summarise(runs, seeds, minutes)
+    summary = summarise(runs, seeds, minutes, args.cores)
     command = "python benchmarks/bench_reproducibility.py " + " ".join(sys.argv[1:])
     text = markdown(summary, command.strip())
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -90,3 +90,13 @@ def test_the_model_carries_its_mode_into_prediction_and_checkpoints(tmp_path, mo
     assert len(seen) > 1  # tiled, and every tile got the whole image's levels
     for levels in seen:
         assert np.array_equal(levels, intensity_levels(image, "percentile"))
+
+
+def test_checkpoints_from_before_the_option_keep_the_fixed_range():
+    """Models trained before ``intensity`` existed saw the type's range: they must go on seeing
+    it, whatever the default is now; the paper preset keeps the paper's fixed range too."""
+    saved = ModelConfig.preset("slim", **TINY).to_dict()
+    del saved["intensity"]
+    assert ModelConfig.from_saved(saved).intensity == "fixed"
+    assert ModelConfig().intensity == "percentile"
+    assert ModelConfig.preset("paper").intensity == "fixed"
