@@ -155,8 +155,8 @@ def markdown(summary: dict, command: str) -> str:
     return (
         "\n\n".join(
             [
-                f"`{command}`: {len(names)} runs of the embedded default up to its findings "
-                f"({minutes}).",
+                f"`{command}`: {len(names)} runs of the embedded default with --cores "
+                f"{summary['cores']}, one after the other ({minutes}).",
                 "Verdict of each claim per run (95 % paired bootstrap intervals over test images):",
                 verdicts.to_markdown(index=False),
                 "Each compared quantity per run (estimates; min–max over runs; the lowest and "
