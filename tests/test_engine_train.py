@@ -349,3 +349,19 @@ def test_warm_up_and_bias_groups_follow_detectron(data, tmp_path):
     with pytest.raises(InputError, match=r"bias_lr_factor=2\.0, now 1\.0"):
         resumed = dataclasses.replace(paper, iterations=6, bias_lr_factor=1.0)
         train(data, tmp_path / "r", tiny_model(), resumed, progress=False)
+
+
+def test_a_model_with_frozen_stages_writes_checkpoints_that_load(data, tmp_path):
+    """Fine-tuning with the lower stages frozen (the paper: trainable_layers 3) saves a
+    checkpoint whose rebuilt configuration is valid (it used to be refused as 'init: none with
+    frozen stages') and loads for prediction."""
+    from nuclei_pa.engine.predict import load_model
+
+    first = train(data, tmp_path / "a", tiny_model(), quick(2, 2), progress=False)
+    tuned_cfg = tiny_model(init=str(first), trainable_layers=3)
+    tuned = train(data, tmp_path / "b", tuned_cfg, quick(2, 2), progress=False)
+    model = load_model(tuned, "cpu")
+    assert torch.equal(
+        model.backbone.body.layer1[0].conv1.weight,
+        weights(first)["backbone.body.layer1.0.conv1.weight"],  # frozen: unchanged
+    )

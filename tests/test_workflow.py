@@ -269,6 +269,10 @@ def test_paper_config_lists_the_whole_dag_without_any_data():
     assert (train["warmup_iterations"], round(train["warmup_factor"], 4)) == (500, 0.3333)
     assert (train["bias_lr_factor"], train["bias_weight_decay"]) == (2.0, 0.0)
     assert plan.models["DH25crop-pa"].model["min_size"] == 180  # their dhc25 configuration
+    # their start, read as Caffe2 reads images: 0-255 minus their pixel mean, std 1
+    assert model["init"] == "detectron:x101"
+    assert all(abs(v - 1 / 255) < 1e-8 for v in model["image_std"])
+    assert [round(v * 255, 2) for v in model["image_mean"]] == [43.53, 39.56, 48.22]  # RGB
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

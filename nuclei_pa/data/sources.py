@@ -444,6 +444,44 @@ def _unpack(files: Iterable[tuple[Path, str]], raw: Path) -> None:
         write_json(tmp / _MARKER, marker)
 
 
+def _check_cached(dest: Path, expected: str | None) -> None:
+    """A file already in the cache must still be the one its checksum names."""
+    if dest.exists() and expected is not None:
+        actual = pooch.file_hash(str(dest), alg="sha256")
+        if actual != expected:
+            raise InputError(
+                dest,
+                f"sha256 mismatch: expected {expected}, got {actual}; the cached file is "
+                "corrupt or from another version of the source (delete it to download again)",
+            )
+
+
+def _record(folder: Path, recorded: dict[str, str], path: Path, digest: str, owner: str) -> None:
+    recorded[path.name] = digest
+    write_json(folder / HASHES_FILE, recorded)
+    log.warning(
+        "%s publishes no checksum for %s; recorded its sha256 %s in %s (later downloads and "
+        "reuses are checked against it)",
+        owner,
+        path.name,
+        digest,
+        folder / HASHES_FILE,
+    )
+
+
+def download_file(remote: RemoteFile, folder: str | Path) -> Path:
+    """One file (e.g. pretrained weights) into ``folder``, verified as dataset files are: its
+    pinned SHA-256, or the one recorded in ``folder/hashes.json`` by its first download."""
+    folder = Path(folder)
+    recorded = _read_hashes(folder)
+    expected = remote.sha256 or recorded.get(remote.filename)
+    _check_cached(folder / remote.filename, expected)
+    path = _download(remote, folder, expected)
+    if expected is None:
+        _record(folder, recorded, path, pooch.file_hash(str(path), alg="sha256"), remote.url)
+    return path
+
+
 def fetch(
     name: str, cache_dir: str | Path = "resources", data_root: str | Path | None = None
 ) -> Path:
@@ -467,14 +505,7 @@ def fetch(
         expected = remote.sha256 or recorded.get(remote.filename)
         dest = folder / remote.filename
         fresh = not dest.exists()
-        if not fresh and expected is not None:
-            actual = pooch.file_hash(str(dest), alg="sha256")
-            if actual != expected:
-                raise InputError(
-                    dest,
-                    f"sha256 mismatch: expected {expected}, got {actual}; the cached file is "
-                    "corrupt or from another version of the source (delete it to download again)",
-                )
+        _check_cached(dest, expected)
         path = _download(remote, folder, expected)
         fetched.append((path, expected or pooch.file_hash(str(path), alg="sha256")))
         if expected is None:
@@ -494,16 +525,7 @@ def fetch(
         ) from exc
     digests = dict((p.name, d) for p, d in fetched)
     for path, _ in unverified:
-        recorded[path.name] = digests[path.name]
-        write_json(folder / HASHES_FILE, recorded)
-        log.warning(
-            "%s publishes no checksum for %s; recorded its sha256 %s in %s (later downloads and "
-            "reuses are checked against it)",
-            name,
-            path.name,
-            digests[path.name],
-            folder / HASHES_FILE,
-        )
+        _record(folder, recorded, path, digests[path.name], name)
     return folder / RAW_DIR
 
 

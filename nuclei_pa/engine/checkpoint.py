@@ -102,11 +102,13 @@ def rebuild_config(cfg: ModelConfig) -> ModelConfig:
     """The configuration that rebuilds the trained network without its initial weights.
 
     ``norm: auto`` depends on ``init`` (group norm from scratch, frozen batch norm when
-    pretrained), so it is resolved before ``init`` becomes ``none``.
+    pretrained), so it is resolved before ``init`` becomes ``none``. Which stages were frozen
+    in training says nothing about the trained network (and ``init: none`` with frozen stages
+    is refused as random weights that cannot learn), so the rebuilt model trains every stage.
     """
     from nuclei_pa.model.build import resolve_norm  # a checkpoint init keeps its own norm
 
-    return dataclasses.replace(cfg, init="none", norm=resolve_norm(cfg))
+    return dataclasses.replace(cfg, init="none", norm=resolve_norm(cfg), trainable_layers=5)
 
 
 def rng_state() -> dict[str, Any]:

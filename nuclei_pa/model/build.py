@@ -16,9 +16,10 @@ from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from nuclei_pa.errors import InputError
+from nuclei_pa.model import detectron
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.center_head import CenterBranch, CenterHead
-from nuclei_pa.model.config import ModelConfig
+from nuclei_pa.model.config import DETECTRON_PREFIX, ModelConfig, is_detectron
 from nuclei_pa.model.detector import NativeSizeTransform, NucleusRCNN, PAModule
 from nuclei_pa.model.roi_heads import PARoIHeads
 from nuclei_pa.model.rpn import PARegionProposalNetwork
@@ -52,7 +53,7 @@ def resolve_norm(cfg: ModelConfig, checkpoint: dict | None = None) -> str:
     group norm from scratch."""
     if cfg.norm != "auto":
         return cfg.norm
-    if cfg.init in ("imagenet", "coco"):
+    if cfg.init in ("imagenet", "coco") or is_detectron(cfg.init):
         return "frozen_bn"
     if cfg.init == "none":
         return "gn"
@@ -167,12 +168,14 @@ def build_model(cfg: ModelConfig) -> NucleusRCNN:
     """The configured Mask R-CNN (background + nucleus), its initial weights loaded.
 
     ``init``: none (random), imagenet (backbone body), coco (torchvision's COCO Mask R-CNN,
-    resnet50, every tensor whose shape fits) or a checkpoint path (every tensor that fits, but
-    not the warm-up counter: a new training run starts its own warm-up). ``cfg.anchor_wh``, when
-    given, wins over a loaded one: it describes the data this model is about to see.
+    resnet50, every tensor whose shape fits), detectron:… (a Detectron COCO Mask R-CNN FPN file:
+    backbone, FPN, RPN head, box and mask heads; :mod:`nuclei_pa.model.detectron`) or a
+    checkpoint path (every tensor that fits, but not the warm-up counter: a new training run
+    starts its own warm-up). ``cfg.anchor_wh``, when given, wins over a loaded one: it describes
+    the data this model is about to see.
     """
     checkpoint = None
-    if cfg.init not in ("none", "imagenet", "coco"):
+    if cfg.init not in ("none", "imagenet", "coco") and not is_detectron(cfg.init):
         checkpoint = read_checkpoint(cfg.init)
     rpn = _rpn(cfg)
     pa = _pa_module(cfg, rpn.head.conv) if cfg.variant == "pa" else None
@@ -187,6 +190,11 @@ def build_model(cfg: ModelConfig) -> NucleusRCNN:
     model.intensity = cfg.intensity
     if cfg.init == "coco":
         load_matching(model, coco_state_dict(cfg.backbone))
+    elif is_detectron(cfg.init):
+        path = detectron.resolve(cfg.init.removeprefix(DETECTRON_PREFIX))
+        detectron.load_detectron(
+            model, detectron.detectron_state_dict(detectron.read_blobs(path), path), path
+        )
     elif checkpoint is not None:
         checkpoint = {k: v for k, v in checkpoint.items() if k != "pa.steps"}
         if not load_matching(model, checkpoint):

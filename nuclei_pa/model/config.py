@@ -14,6 +14,14 @@ from typing import Any
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnext101_64x4d")
 FPN_LEVELS = ("0", "1", "2", "3", "pool")
+#: ``init`` prefix of Detectron (Caffe2) weights: ``detectron:x101`` is the paper's start.
+DETECTRON_PREFIX = "detectron:"
+
+
+def is_detectron(init: str) -> bool:
+    return init.startswith(DETECTRON_PREFIX)
+
+
 #: How pixel values become the model's 0..1 input (see nuclei_pa.engine.tensors).
 INTENSITY_MODES = ("fixed", "percentile")
 
@@ -33,7 +41,9 @@ class ModelConfig:
     variant: str = "baseline"  # "baseline" | "pa"
     # --- backbone -------------------------------------------------------------------------
     backbone: str = "resnet50"
-    init: str = "none"  # "none" | "imagenet" | "coco" (resnet50) | path to a checkpoint file
+    # "none" | "imagenet" | "coco" (resnet50) | "detectron:<.pkl path, URL, or x101>" (a Detectron
+    # COCO Mask R-CNN FPN, the paper's start; nuclei_pa.model.detectron) | a checkpoint file
+    init: str = "none"
     # auto: frozen batch norm with imagenet/coco weights (or a checkpoint trained so), else
     # group norm, which trains from scratch at batch 2 where batch norm cannot
     norm: str = "auto"  # "auto" | "frozen_bn" | "gn"
@@ -186,9 +196,11 @@ def _validate(cfg: ModelConfig) -> None:
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise bad(name, "one of " + ", ".join(repr(a) for a in allowed))
-    if not cfg.init:
-        raise bad("init", "'none', 'imagenet', 'coco' or a checkpoint path")
-    if cfg.norm == "gn" and cfg.init in ("imagenet", "coco"):
+    if not cfg.init or cfg.init == DETECTRON_PREFIX:
+        raise bad(
+            "init", "'none', 'imagenet', 'coco', 'detectron:<file, URL or x101>' or a checkpoint"
+        )
+    if cfg.norm == "gn" and (cfg.init in ("imagenet", "coco") or is_detectron(cfg.init)):
         raise bad("norm", "'frozen_bn' or 'auto' with pretrained weights (trained with batch norm)")
     if not 0 <= cfg.trainable_layers <= 5:
         raise bad("trainable_layers", "between 0 and 5")
