@@ -149,7 +149,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_architecture_options(
         g,
         "slim: ResNet-18 FPN for a CPU (default); paper: ResNeXt-101 FPN (GPU)",
-        "round 1's initial weights: none, imagenet, coco or a checkpoint (default: the preset's)",
+        "round 1's initial weights: none, imagenet, coco, detectron:… or a checkpoint (default: "
+        "the preset's)",
     )
     g = p.add_argument_group("training (every round)")
     g.add_argument(

@@ -99,7 +99,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "slim: ResNet-18 FPN with narrow heads, trains on a laptop CPU (default); paper: "
         "ResNeXt-101 64x4d FPN from ImageNet weights, as in the paper (GPU)",
         "initial weights: none (random), imagenet (backbone), coco (torchvision's COCO Mask "
-        "R-CNN, resnet50 only) or a checkpoint file to fine-tune from (default: the preset's)",
+        "R-CNN, resnet50 only), detectron:x101 (the paper's Detectron COCO X-101 FPN; or "
+        "detectron:PATH_OR_URL of a Detectron Mask R-CNN FPN .pkl; set image_mean/image_std "
+        "as config/paper.yaml does) or a checkpoint file to fine-tune from (default: the "
+        "preset's)",
     )
     g = p.add_argument_group("training")
     g.add_argument("--iterations", type=int, metavar="N", help="iterations to train (default 1000)")
