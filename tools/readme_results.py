@@ -92,10 +92,10 @@ def block(results: Path, wall_minutes: float, cores: int) -> str:
     table1 = table_lines(results / "tables" / "table1.md")
     summary, claims = findings_table((results / "findings.md").read_text())
     return f"""{START}
-The workflow `make demo` runs (`snakemake --cores {cores}`, seed 0) took {wall_minutes:.1f} minutes on a
-{cores}-core CPU (`python benchmarks/bench_workflow.py` prints the time per rule). Table 1 of that
-run (`results/tables/table1.md`; slim model trained from scratch, batch 2; the best-mAP checkpoint
-of each model, as the paper, with 95 % intervals over the test images):
+The workflow `make demo` runs (`snakemake --cores {cores}`, seed 0) took {wall_minutes:.1f}
+minutes on a {cores}-core CPU (`python benchmarks/bench_workflow.py` prints the time per rule).
+Table 1 of that run (`results/tables/table1.md`; slim model trained from scratch, batch 2; the
+best-mAP checkpoint of each model, as the paper, with 95 % intervals over the test images):
 
 {table1}
 
