@@ -27,8 +27,16 @@ REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
-    """The ``summary.md`` of each ``benchmarks/bench_pa_real.py`` run, one after the other."""
-    parts = [(run / "summary.md").read_text().strip() for run in runs]
+    """The ``summary.md`` of each ``benchmarks/bench_pa_real.py`` run, one after the other, each
+    followed by its ``cost.md`` from ``benchmarks/bench_pa_cost.py`` when there is one."""
+    parts = [
+        "\n\n".join(
+            (run / name).read_text().strip()
+            for name in ("summary.md", "cost.md")  # cost.md: bench_pa_cost.py, when run
+            if (run / name).is_file()
+        )
+        for run in runs
+    ]
     return PA_START + "\n" + "\n\n".join(parts) + "\n" + PA_END
 
 
