@@ -34,6 +34,7 @@ from nuclei_pa.eval.bootstrap import (
     combine,
     compare_means,
     judge,
+    point_mean,
 )
 from nuclei_pa.io.atomic import atomic_path
 
@@ -72,9 +73,10 @@ class Comparison:
     threshold: float
     verdict: str
     detail: str = ""  # the compared means, for people
+    kind: str = "difference"  # "ratio" prints as 0.93×, anything else as +0.123
 
     def __str__(self) -> str:
-        ratio = "/" in self.label
+        ratio = self.kind == "ratio"
         value = self.interval.format(".2f" if ratio else "+.3f", "×" if ratio else "")
         detail = f"{self.detail}: " if self.detail else ""
         return f"{self.label}: {detail}{value} ({self.side} {self.threshold:g}: {self.verdict})"
@@ -125,7 +127,7 @@ class _Runs:
         va, vb = self.values(a, metric), self.values(b, metric)
         interval = compare_means(va, vb, kind, N_RESAMPLES)
         sign = "/" if kind == "ratio" else "−"
-        detail = f"{np.nanmean(va):.3f} vs {np.nanmean(vb):.3f}"
+        detail = f"{point_mean(va):.3f} vs {point_mean(vb):.3f}"
         return Comparison(
             f"{LABELS[metric]} {self.names[a]} {sign} {self.names[b]}",
             interval,
@@ -133,6 +135,7 @@ class _Runs:
             threshold,
             judge(interval, side, threshold),
             detail,
+            kind,
         )
 
 
@@ -281,6 +284,7 @@ def rising_recall(runs: Sequence[pd.DataFrame], name: str) -> tuple[Comparison, 
             ">=",
             RISING_RHO,
             judge(rho_iv, ">=", RISING_RHO),
+            kind="value",
         ),
     )
 
