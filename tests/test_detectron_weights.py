@@ -93,6 +93,8 @@ def detectron_file(tmp_path_factory):
         "mask_fcn_logits_w": np.zeros((81, ch, 1, 1), np.float32),
         "mask_fcn_logits_b": np.zeros(81, np.float32),
         "fc6_w_momentum": np.zeros((rep, 1), np.float32),
+        "pred_w": np.zeros((1000, 2048), np.float32),  # X-101's ImageNet classifier
+        "pred_b": np.zeros(1000, np.float32),
         "model_iter": np.array([90000]),
     }
     path = tmp_path_factory.mktemp("detectron") / "model_final.pkl"

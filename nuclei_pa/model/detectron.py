@@ -54,8 +54,10 @@ DETECTRON_PIXEL_MEAN_BGR = (102.9801, 115.9465, 122.7717)
 FROZEN_BN_EPS = 1e-5
 #: Blobs that are class-specific (COCO's 81 classes) and so replaced, not loaded.
 REPLACED = ("cls_score_", "bbox_pred_", "mask_fcn_logits_")
-#: Blobs that are optimiser or bookkeeping state, not weights.
-SKIPPED = re.compile(r"(_momentum$|^weight_order$|^model_iter$|^lr$)")
+#: Blobs that are optimiser or bookkeeping state, or the ImageNet classifier some X-101 files
+#: carry (``pred_w``, ``fc1000_w``; the authors' loader renames and drops it too): not weights
+#: of a Mask R-CNN.
+SKIPPED = re.compile(r"(_momentum$|^weight_order$|^model_iter$|^lr$|^pred_[wb]$|^fc1000_[wb]$)")
 
 _STAGE = {"2": "layer1", "3": "layer2", "4": "layer3", "5": "layer4"}
 _BRANCH = {"a": "1", "b": "2", "c": "3"}
