@@ -26,7 +26,9 @@ __all__ = [
     "compare_means",
     "judge",
     "mean_interval",
+    "percentile_interval",
     "point_mean",
+    "point_means",
     "resample_means",
 ]
 
@@ -56,11 +58,11 @@ class Interval:
 
 
 def _as_runs(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
-    """Per-image values as [seeds, images] (a single run may be given as 1-D)."""
+    """Per-image values as [seeds, ..., images] (a single run may be given as 1-D)."""
     arr = np.asarray(values, dtype=float)
     if arr.ndim == 1:
         arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+    if arr.ndim < 2 or min(arr.shape) < 1:
         raise ValueError(f"expected per-image values [seeds, images], got shape {arr.shape}")
     return arr
 
@@ -73,9 +75,15 @@ def _means(arr: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def point_means(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> np.ndarray:
+    """The estimate itself: mean over seeds of each seed's mean over images, for every entry
+    of the axes between seeds and images (e.g. one per checkpoint of a learning curve)."""
+    return _means(_as_runs(values)).mean(axis=0)
+
+
 def point_mean(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> float:
-    """The estimate itself: mean over seeds of each seed's mean over images."""
-    return float(np.mean(_means(_as_runs(values))))
+    """:func:`point_means` of per-image values [seeds, images]: one number."""
+    return float(point_means(values))
 
 
 def resample_means(
@@ -83,28 +91,31 @@ def resample_means(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> np.ndarray:
-    """Bootstrap replicates of each model's mean, [models, n_resamples].
+    """Bootstrap replicates of each model's mean, [models, n_resamples, ...].
 
-    ``per_image[k]`` is model k's values [seeds, images] (1-D for one seed), the images in the
-    same order for every model. Each replicate draws the images with replacement, the same draw
-    for every model (paired), and each model's seeds with replacement, separately per model.
-    Images whose value is NaN (a metric undefined there) are left out of that model's mean.
+    ``per_image[k]`` is model k's values [seeds, ..., images] (1-D for one seed), the images in
+    the same order for every model; axes in between (e.g. checkpoints) are carried along, every
+    one resampled with the same draw. Each replicate draws the images with replacement, the same
+    draw for every model (paired), and each model's seeds with replacement, separately per
+    model. Images whose value is NaN (a metric undefined there) are left out of that mean.
     """
     runs = [_as_runs(v) for v in per_image]
-    n_images = {r.shape[1] for r in runs}
+    n_images = {r.shape[-1] for r in runs}
     if len(n_images) != 1:
         raise ValueError(f"paired models need the same test images, got {sorted(n_images)} images")
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, n_images.pop(), size=(n_resamples, runs[0].shape[1]))
-    out = np.empty((len(runs), n_resamples))
-    for k, run in enumerate(runs):
-        by_seed = _means(run[:, images])  # [seeds, n_resamples]
+    n = n_images.pop()
+    images = rng.integers(0, n, size=(n_resamples, n))
+    out = []
+    for run in runs:
+        by_seed = np.moveaxis(_means(np.take(run, images, axis=-1)), -1, 1)  # [seeds, R, ...]
         seeds = rng.integers(0, run.shape[0], size=(n_resamples, run.shape[0]))
-        out[k] = by_seed[seeds, np.arange(n_resamples)[:, None]].mean(axis=1)
-    return out
+        out.append(by_seed[seeds, np.arange(n_resamples)[:, None]].mean(axis=1))
+    return np.stack(out)
 
 
-def _interval(estimate: float, replicates: np.ndarray, level: float = LEVEL) -> Interval:
+def percentile_interval(estimate: float, replicates: np.ndarray, level: float = LEVEL) -> Interval:
+    """``estimate`` with the central ``level`` of its (finite) bootstrap ``replicates``."""
     finite = replicates[np.isfinite(replicates)]
     if not np.isfinite(estimate) or finite.size == 0:
         return Interval(float("nan"), float("nan"), float("nan"))
@@ -119,7 +130,7 @@ def mean_interval(
     seed: int = 0,
 ) -> Interval:
     """One model's mean over test images (and seeds) with its bootstrap interval."""
-    return _interval(point_mean(values), resample_means([values], n_resamples, seed)[0])
+    return percentile_interval(point_mean(values), resample_means([values], n_resamples, seed)[0])
 
 
 def compare_means(
@@ -137,9 +148,11 @@ def compare_means(
     ra, rb = resample_means([a, b], n_resamples, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         if kind == "difference":
-            return _interval(ma - mb, ra - rb)
+            return percentile_interval(ma - mb, ra - rb)
         estimate = ma / mb if mb != 0 else float("nan")
-        return _interval(estimate, np.where(rb != 0, ra / np.where(rb != 0, rb, 1), np.nan))
+        return percentile_interval(
+            estimate, np.where(rb != 0, ra / np.where(rb != 0, rb, 1), np.nan)
+        )
 
 
 def judge(interval: Interval, side: str, threshold: float) -> str:

@@ -204,13 +204,14 @@ def load_detectron(
                 f"{name}: shape {tuple(tensor.shape)} in the file, {tuple(own[name].shape)} in "
                 "the model (another backbone, FPN width or head size?)",
             )
-    provided = ("backbone.", "rpn.head.", "roi_heads.box_head.", "roi_heads.mask_head.")
-    missing = [
-        k
-        for k in own
-        if k.startswith(provided) or k.startswith("roi_heads.mask_predictor.conv5_mask")
-        if k not in state and not k.endswith("num_batches_tracked")
-    ]
+    provided = (
+        "backbone.",
+        "rpn.head.",
+        "roi_heads.box_head.",
+        "roi_heads.mask_head.",
+        "roi_heads.mask_predictor.conv5_mask.",
+    )
+    missing = [k for k in own if k.startswith(provided) and k not in state]
     if missing:
         raise InputError(source, f"the file lacks {len(missing)} weight(s), e.g. {missing[:3]}")
     model.load_state_dict(state, strict=False)

@@ -34,7 +34,10 @@ from nuclei_pa.eval.bootstrap import (
     combine,
     compare_means,
     judge,
+    percentile_interval,
     point_mean,
+    point_means,
+    resample_means,
 )
 from nuclei_pa.io.atomic import atomic_path
 
@@ -253,21 +256,11 @@ def rising_recall(runs: Sequence[pd.DataFrame], name: str) -> tuple[Comparison, 
     """Claim 6's two quantities, the mean recall curve resampled as in the other claims:
     images with replacement (the same draw at every checkpoint), seeds with replacement."""
     iterations, recall = recall_by_iteration(runs)
-    n_seeds, _, n_images = recall.shape
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, n_images, size=(N_RESAMPLES, n_images))
-    seeds = rng.integers(0, n_seeds, size=(N_RESAMPLES, n_seeds))
-    by_seed = np.nanmean(recall[:, :, images], axis=-1)  # [seeds, iterations, resamples]
-    curves = np.stack([by_seed[seeds[:, j], :, np.arange(N_RESAMPLES)] for j in range(n_seeds)])
-    curves = curves.mean(axis=0)  # [resamples, iterations]
-    observed = np.nanmean(recall, axis=-1).mean(axis=0)  # [iterations]
+    curves = resample_means([recall], N_RESAMPLES)[0]  # [resamples, iterations]
+    observed = point_means(recall)  # [iterations]
     rho = _spearman_rows(np.vstack([observed, curves]), iterations)
-    gain = curves[:, -1] - curves[:, 0]
-    tail = (1 - LEVEL) / 2 * 100
-    rho_iv = Interval(float(rho[0]), *map(float, np.percentile(rho[1:], [tail, 100 - tail])))
-    gain_iv = Interval(
-        float(observed[-1] - observed[0]), *map(float, np.percentile(gain, [tail, 100 - tail]))
-    )
+    rho_iv = percentile_interval(float(rho[0]), rho[1:])
+    gain_iv = percentile_interval(float(observed[-1] - observed[0]), curves[:, -1] - curves[:, 0])
     points = ", ".join(f"{int(i)}: {r:.3f}" for i, r in zip(iterations, observed, strict=True))
     return (
         Comparison(
