@@ -1,17 +1,30 @@
 """The findings report: each paper claim judged, with its interval, from hand-set per-image
 metrics."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from nuclei_pa.eval.folders import checkpoint_csv, read_checkpoint_csvs
 from nuclei_pa.report.curves import read_runs
-from nuclei_pa.report.findings import ROLES, check_claims, findings_markdown, write_findings
+from nuclei_pa.report.findings import (
+    MIN_TEST_IMAGES,
+    READINGS,
+    ROLES,
+    check_claims,
+    findings_markdown,
+    write_findings,
+)
+
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "partially-labeled-exemplars.txt"
 
 #: Per-image offsets around each checkpoint's value, the same for every model (paired, mean 0):
-#: differences between models are then exact at every resample, ratios nearly so.
-OFFSETS = (-0.03, -0.01, 0.0, 0.01, 0.03)
+#: differences between models are then exact at every resample, ratios nearly so. 20 images,
+#: the fewest that get a verdict.
+OFFSETS = (-0.03, -0.01, 0.0, 0.01, 0.03) * 4
 
 
 def curve(points, offsets=OFFSETS):
@@ -105,7 +118,7 @@ def test_a_mean_on_the_threshold_with_image_spread_is_inconclusive():
     """DH25-pa's mAP is 0.36 on average, exactly 0.9 × 0.40, but varies ±0.2 between images
     unlike the baseline's: the interval straddles 0.9, so claim 3 is neither PASS nor FAIL."""
     c = paper_like()
-    spread = (-0.2, 0.1, 0.2, -0.1, 0.0)
+    spread = (-0.2, 0.1, 0.2, -0.1, 0.0) * 4
     c["DH25-pa"] = [
         curve([(50, 0.20, 0.5, 0.9, 0.6, 0.5), (100, 0.36, 0.66, 0.9, 0.86, 0.7)], spread)
     ]
@@ -159,18 +172,86 @@ def test_report_files(tmp_path):
     assert "3 seeds (0, 1, 2)" in findings_markdown(findings, [0, 1, 2])
 
 
-def test_rising_recall_at_exactly_the_threshold_passes():
-    """Recall ranks 3, 1, 4, 2, 5 over five checkpoints: Σd² = 10, ρ = 1 − 6·10/(5·24) = 0.5
-    exactly (floating point gives 0.49999999999999994), last > first; every resample shifts
-    the whole curve by the same paired offset, so its ranks, and ρ, stay put: claim 6 holds."""
+def test_claim_six_needs_a_rise_the_partial_baseline_does_not_share():
+    """Both partial models' recall and NCS climb from 0.1 to 0.5: each rises, as every model
+    learning from scratch does, but the contrast is exactly 0, so claim 6 fails."""
     c = paper_like()
-    recalls = [0.164, 0.106, 0.239, 0.117, 0.419]
-    c["DH25-pa"] = [curve([(50 * (k + 1), 0.37, 0.66, 0.9, r, 0.7) for k, r in enumerate(recalls)])]
+    rise = [(50, 0.1, 0.3, 0.9, 0.1, 0.1), (100, 0.37, 0.66, 0.9, 0.5, 0.5)]
+    c["DH25-pa"] = [curve(rise)]
+    c["DH25-baseline"] = [curve([(it, 0.12, 0.35, 0.85, r, n) for it, _, _, _, r, n in rise])]
+    recall, ncs = {f.claim: f for f in check_claims(c)}[6].comparisons
+    assert (recall.interval.low, recall.interval.high) == pytest.approx((0.0, 0.0))
+    assert recall.verdict == ncs.verdict == "FAIL"
+    assert "DH25-pa 0.100 → 0.500 vs DH25-baseline 0.100 → 0.500" in recall.detail
+
+
+def test_claim_six_compares_the_halves_of_the_curves():
+    """Five checkpoints: early = mean of the first two, late = of the last two, the middle one
+    in neither. pa recall 0.1, 0.2, [0.9], 0.5, 0.6: 0.15 → 0.55, +0.40; baseline 0.3, 0.5,
+    [0.0], 0.4, 0.3: 0.40 → 0.35, −0.05; contrast +0.45, exact at every paired resample."""
+    c = paper_like()
+    pa, base = (0.1, 0.2, 0.9, 0.5, 0.6), (0.3, 0.5, 0.0, 0.4, 0.3)
+    c["DH25-pa"] = [curve([(50 * (k + 1), 0.37, 0.66, 0.9, r, 0.7) for k, r in enumerate(pa)])]
+    c["DH25-baseline"] = [
+        curve([(50 * (k + 1), 0.12, 0.35, 0.85, r, 0.35) for k, r in enumerate(base)])
+    ]
     found = {f.claim: f for f in check_claims(c)}
-    gain, rho = found[6].comparisons
-    assert (rho.interval.low, rho.interval.high) == (0.5, 0.5)
-    assert gain.interval.estimate == pytest.approx(0.419 - 0.164)
-    assert found[6].verdict == "PASS"
+    recall, ncs = found[6].comparisons
+    assert recall.interval.estimate == pytest.approx(0.45)
+    assert (recall.interval.low, recall.interval.high) == pytest.approx((0.45, 0.45))
+    assert recall.verdict == "PASS"
+    assert ncs.interval.estimate == pytest.approx(0.0)  # both NCS curves flat: no contrast
+    assert found[6].verdict == "FAIL"
+
+
+def test_claim_six_is_inconclusive_with_one_checkpoint():
+    c = paper_like()
+    c["DH25-pa"] = [curve([(100, 0.37, 0.66, 0.9, 0.86, 0.7)])]
+    recall, _ = {f.claim: f for f in check_claims(c)}[6].comparisons
+    assert recall.verdict == "INCONCLUSIVE" and "one checkpoint" in recall.detail
+
+
+def test_too_few_test_images_make_every_verdict_inconclusive(tmp_path):
+    """The paper-like numbers pass every claim on 20 images; on 19 no verdict is given, and
+    the reason is printed with each quantity and in the report's summary."""
+    assert MIN_TEST_IMAGES == 20
+
+    def on(n_images):
+        return {
+            m: [r[r["image"].isin([f"img{k}" for k in range(n_images)])] for r in runs]
+            for m, runs in paper_like().items()
+        }
+
+    assert verdicts(on(20)) == dict.fromkeys(range(1, 7), "PASS")
+    findings = check_claims(on(19))
+    assert {f.verdict for f in findings} == {"INCONCLUSIVE"}
+    assert all("too few test images (n=19 < 20)" in str(c) for f in findings for c in f.comparisons)
+    md = findings_markdown(findings, [0])
+    assert "Every verdict is INCONCLUSIVE: too few test images (n=19 < 20)." in md
+    write_findings(findings, tmp_path / "f.md", tmp_path / "f.csv", [0])
+    assert set(pd.read_csv(tmp_path / "f.csv")["reason"]) == {"too few test images (n=19 < 20)"}
+
+
+def _words(text: str) -> str:
+    """Letters and digits only, lower case: the paper's text breaks lines and hyphenates
+    ("DH25cropbaseline"), and prints quotes as ‘‘ ’’."""
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+def test_each_threshold_quotes_the_papers_words_verbatim(tmp_path):
+    if not PAPER.is_file():
+        pytest.skip(f"the paper's text {PAPER} is not here (kept outside the repository)")
+    paper = _words(PAPER.read_text())
+    for claim, readings in READINGS.items():
+        for quote, _ in readings:
+            for part in quote.split("[...]"):
+                assert _words(part) in paper, (claim, part)
+    findings = check_claims(paper_like())
+    write_findings(findings, tmp_path / "f.md", tmp_path / "f.csv", [0])
+    md = (tmp_path / "f.md").read_text()
+    assert '- claim 1: "its detection recall is extremely low" → R@0.5 at most 0.7×' in md
+    paper_column = pd.read_csv(tmp_path / "f.csv").groupby("claim")["paper"].first()
+    assert "extremely low" in paper_column[1] and "increases as the training" in paper_column[6]
 
 
 def test_runs_are_read_from_evaluation_folders(tmp_path):
@@ -183,9 +264,9 @@ def test_runs_are_read_from_evaluation_folders(tmp_path):
             )
             (folder / f"iter_{it:06d}.summary.csv").write_text("map\n0.3\n")  # not a run row
     run = read_checkpoint_csvs(tmp_path / "a")
-    assert list(run["iteration"]) == [50] * 5 + [100] * 5
+    assert list(run["iteration"]) == [50] * 20 + [100] * 20
     runs = read_runs(["a", "b"], [tmp_path / "a", tmp_path / "b"])
-    assert list(runs) == ["a", "b"] and len(runs["b"][0]) == 10
+    assert list(runs) == ["a", "b"] and len(runs["b"][0]) == 40
     with pytest.raises(FileNotFoundError, match="no per-checkpoint evaluations"):
         read_checkpoint_csvs(tmp_path)
     assert np.isclose(run["map"].mean(), 0.3)
