@@ -16,7 +16,13 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform, res
 
 from nuclei_pa.model.attention import DecomposedSelfAttention
 from nuclei_pa.model.center_head import CenterBranch
-from nuclei_pa.model.ignore import centres_inside, unlabelled
+from nuclei_pa.model.ignore import (
+    IGNORE_KEY,
+    REGION_KEY,
+    centres_inside,
+    outside_regions,
+    unlabelled,
+)
 
 #: Target key of a training image's *full* annotation boxes (xyxy), when they are known (a
 #: derivation benchmark): used only to report how well the centre boxes find unlabelled nuclei.
@@ -58,6 +64,11 @@ class NativeSizeTransform(GeneralizedRCNNTransform):
                 [image.shape[-1] / width, image.shape[-2] / height] * 2, device=image.device
             )
             target[REFERENCE_KEY] = target[REFERENCE_KEY] * scale
+        for key in (IGNORE_KEY, REGION_KEY):  # pixel masks follow the image, nearest pixel
+            if target is not None and key in target:
+                mask = target[key][None, None].float()
+                size = image.shape[-2:]
+                target[key] = torch.nn.functional.interpolate(mask, size=size)[0, 0].byte()
         return image, target
 
 
@@ -161,8 +172,10 @@ class NucleusRCNN(GeneralizedRCNN):
             )
         ignore = None
         if self.training and predicted is not None:
-            ignore = [
-                unlabelled(p, t["boxes"], self.labelled_match_iou)
+            ignore = [  # inside a fully annotated region no nucleus is unlabelled
+                outside_regions(
+                    unlabelled(p, t["boxes"], self.labelled_match_iou), t.get(REGION_KEY)
+                )
                 for p, t in zip(predicted, targets, strict=True)
             ]
         self.rpn.ignore_boxes = self.roi_heads.ignore_boxes = ignore

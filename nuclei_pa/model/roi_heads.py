@@ -2,15 +2,26 @@
 
 The smallest diff on torchvision's RoIHeads: after its proposal labelling, background proposals
 overlapping a predicted box by ≥ ``ignore_iou`` (default 0.5, the head's own background
-threshold) are relabelled -1, so ``subsample`` never picks them.
+threshold) are relabelled -1, so ``subsample`` never picks them. Background proposals lying
+mostly on a target's ignore mask (:data:`~nuclei_pa.model.ignore.IGNORE_KEY`) are relabelled -1
+too, and the mask loss leaves the ignored pixels out
+(:func:`~nuclei_pa.model.ignore.ignoring_mask_loss`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 from torchvision.models.detection.roi_heads import RoIHeads
 
-from nuclei_pa.model.ignore import count_ignored, ignore_overlapping
+from nuclei_pa.model.ignore import (
+    IGNORE_KEY,
+    count_ignored,
+    ignore_marked,
+    ignore_overlapping,
+    ignoring_mask_loss,
+)
 
 
 class PARoIHeads(RoIHeads):
@@ -19,12 +30,69 @@ class PARoIHeads(RoIHeads):
     ignore_iou: float = 0.5
     #: Proposals turned from background to ignored in the last training forward pass.
     ignored: int = 0
+    #: Proposals turned from background to ignored by the targets' ignore masks.
+    ignored_marked: int = 0
+    #: The current training pass's ignore masks (None: no target has one).
+    _ignores: list[Tensor | None] | None = None
+    _sampled: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
+
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict[str, Tensor]] | None = None,
+    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """torchvision's forward; with ignore masks, the mask loss recomputed without the
+        ignored pixels from the very logits and positives torchvision's used."""
+        self._ignores = None
+        if not self.training or targets is None or not any(IGNORE_KEY in t for t in targets):
+            return super().forward(features, proposals, image_shapes, targets)
+        self._ignores = [t.get(IGNORE_KEY) for t in targets]
+        seen: dict[str, Any] = {}
+        hook = None
+        if self.has_mask():
+            hook = self.mask_predictor.register_forward_hook(
+                lambda _m, _i, out: seen.__setitem__("logits", out)
+            )
+        try:
+            result, losses = super().forward(features, proposals, image_shapes, targets)
+        finally:
+            if hook is not None:
+                hook.remove()
+            self._ignores = None
+        if "loss_mask" in losses and "logits" in seen:
+            sampled, matched, labels = self._sampled
+            positive = [(lab > 0).nonzero()[:, 0] for lab in labels]
+            losses["loss_mask"] = ignoring_mask_loss(
+                seen["logits"],
+                [p[k] for p, k in zip(sampled, positive, strict=True)],
+                [t["masks"] for t in targets],
+                [t["labels"] for t in targets],
+                [m[k] for m, k in zip(matched, positive, strict=True)],
+                [t.get(IGNORE_KEY) for t in targets],
+            )
+        return result, losses
+
+    def select_training_samples(
+        self, proposals: list[Tensor], targets: list[dict[str, Tensor]] | None
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+        out = super().select_training_samples(proposals, targets)
+        self._sampled = out[:3]  # (proposals, matched gt, labels) after sampling: the mask loss's
+        return out
 
     def assign_targets_to_proposals(
         self, proposals: list[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor]
     ) -> tuple[list[Tensor], list[Tensor]]:
         matched, labels = super().assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
-        self.ignored = 0
+        self.ignored = self.ignored_marked = 0
+        if self._ignores is not None:
+            marked = [
+                ignore_marked(lab, prop, ign, 0)
+                for lab, prop, ign in zip(labels, proposals, self._ignores, strict=True)
+            ]
+            self.ignored_marked = count_ignored(labels, marked, 0)
+            labels = marked
         if self.ignore_boxes is not None:
             relabelled = [
                 ignore_overlapping(lab, prop, pred, self.ignore_iou, 0)
