@@ -51,7 +51,7 @@ def test_only_background_mostly_on_ignored_pixels_becomes_ignored():
 def _objectness_grad(model, targets) -> torch.Tensor:
     """Gradient of the RPN objectness loss on each candidate's logit (all sampled when they
     are fewer than the RPN's sample size)."""
-    labels, matched = model.rpn.assign_targets_to_anchors([CANDIDATES], targets)
+    labels, _ = model.rpn.assign_targets_to_anchors([CANDIDATES], targets)
     regression = model.rpn.box_coder.encode([GT[0][None].expand(4, 4)], [CANDIDATES])[0]
     logits = torch.zeros(4, 1, requires_grad=True)
     deltas = torch.zeros(4, 4, requires_grad=True)
@@ -82,7 +82,7 @@ def test_roi_heads_never_sample_proposals_on_ignored_pixels():
     target["masks"][0, :12, :12] = 1
     model.roi_heads._ignores = [target[IGNORE_KEY]]
     try:
-        proposals, _, labels, _ = model.roi_heads.select_training_samples([CANDIDATES], [target])
+        proposals, *_ = model.roi_heads.select_training_samples([CANDIDATES], [target])
     finally:
         model.roi_heads._ignores = None
     kept = {tuple(p) for p in proposals[0].tolist()}
