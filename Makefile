@@ -13,7 +13,7 @@ CORES  ?= $(shell nproc)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "nuclei-pa needs Python >= 3.11"'
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11, 4), "nuclei-pa needs Python >= 3.11.4"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
