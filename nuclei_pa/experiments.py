@@ -26,6 +26,7 @@ class Dataset:
     download: dict[str, Any] = field(default_factory=dict)
     folder: dict[str, Any] = field(default_factory=dict)  # a nuclei_pa.data.folder.FolderSpec
     groups: dict[str, list[str]] = field(default_factory=dict)  # group → styles/images
+    validation: dict[str, Any] | None = None  # a nuclei_pa.data.validation.ValidationSplit
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,21 @@ class Plan:
     def test_dir(self, model: str) -> Path:
         return self.results / "data" / self.models[model].test / "test"
 
+    def val_dir(self, model: str) -> Path | None:
+        """The validation split that chooses for ``model`` (its test dataset's), or None."""
+        dataset = self.models[model].test
+        if self.datasets[dataset].validation is None:
+            return None
+        return self.results / "data" / dataset / "val"
+
 
 DATASET_KINDS = ("synth", "download", "folder")
 
 
-def _check_folder(name: str, spec: Any) -> None:
+def _check_folder(name: str, spec: Any) -> tuple[list[str], list[str]]:
     """A folder dataset must name its files and split them into training and test images now,
-    before any job runs: files are listed and the split resolved (no pixel is read)."""
+    before any job runs: files are listed and the split resolved (no pixel is read). Returns
+    the training and test image names."""
     from nuclei_pa.data.folder import FolderSpec, plan_folder
     from nuclei_pa.errors import InputError
 
@@ -109,11 +118,64 @@ def _check_folder(name: str, spec: Any) -> None:
     if spec is None:
         raise ConfigError(key, "required for kind 'folder' (images, annotations, test)")
     try:
-        plan_folder(FolderSpec.from_config(_mapping(spec, key)))
+        plan = plan_folder(FolderSpec.from_config(_mapping(spec, key)))
     except ConfigError as exc:
         raise ConfigError(f"{key}.{exc.key}", exc.problem) from exc
     except InputError as exc:
         raise ConfigError(key, str(exc)) from exc
+    return [e.name for e in plan.train], [e.name for e in plan.test]
+
+
+def _local_split(d: Mapping[str, Any]) -> tuple[list[str], list[str]] | None:
+    """Training and test image names of a dataset, where they are known before any job runs:
+    a folder (listed), a download read from a local copy with a split table (Kumar), or a
+    synthetic set (counted); None where only the download would tell."""
+    from nuclei_pa.data.convert import CONVERTERS
+    from nuclei_pa.data.folder import FolderSpec, plan_folder
+    from nuclei_pa.data.sources import source
+    from nuclei_pa.errors import InputError
+
+    if d.get("kind", "synth") == "synth":
+        from nuclei_pa.data.synth import SynthConfig
+
+        n = int(d.get("synth", {}).get("n_train", SynthConfig().n_train))
+        return [f"train_{i:04d}" for i in range(n)], []
+    dl = d.get("download") or {}
+    root = dl.get("data_root")
+    if d.get("kind") != "download" or root is None or not Path(root).is_dir():
+        return None
+    options = {"require_all": False} if dl.get("allow_missing") else {}
+    try:
+        spec = CONVERTERS[source(dl["source"]).converter](Path(root), **options)
+        if not isinstance(spec, FolderSpec):
+            return None
+        plan = plan_folder(spec)
+    except (ConfigError, InputError, TypeError):
+        return None  # the prepare job reports it, naming the file
+    return [e.name for e in plan.train], [e.name for e in plan.test]
+
+
+def _check_validation(
+    name: str, d: Mapping[str, Any], split: tuple[list[str], list[str]] | None
+) -> dict[str, Any] | None:
+    """The validation split must be well formed and, where the images are known now, leave at
+    least one validation and one training image and name no test image."""
+    from nuclei_pa.data.validation import ValidationSplit
+
+    spec = d.get("validation")
+    if spec is None:
+        return None
+    key = f"datasets.{name}.validation"
+    synthetic = d.get("kind", "synth") == "synth"
+    try:
+        parsed = ValidationSplit.from_config(spec)
+        split = split or _local_split(d)
+        # synthetic images are counted, not named, before synthesis
+        if split is not None and not (synthetic and parsed.names is not None):
+            parsed.choose(*split)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}.{exc.key}".rstrip("."), exc.problem) from exc
+    return dict(spec)
 
 
 def _mapping(value: Any, key: str) -> Mapping[str, Any]:
@@ -168,8 +230,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             raise ConfigError(
                 f"datasets.{name}.kind", f"expected one of {', '.join(DATASET_KINDS)}, got {kind!r}"
             )
-        if kind == "folder":
-            _check_folder(name, d.get("folder"))
+        split = _check_folder(name, d.get("folder")) if kind == "folder" else None
         if kind == "download":
             from nuclei_pa.data.sources import REGISTRY
 
@@ -186,6 +247,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             dict(d.get("download", {})),
             folder=dict(d.get("folder") or {}),
             groups={g: list(v) for g, v in d.get("groups", {}).items()},
+            validation=_check_validation(name, d, split),
         )
     for name, d in datasets.items():
         other = d.download.get("breast_split_with")

@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     test.add_argument(
         "--test-annotations", type=Path, metavar="PATH", help="annotations of --test-images"
     )
+    test.add_argument(
+        "--all-test",
+        action="store_true",
+        help="every image is a test image: import a set only to evaluate a model on it",
+    )
     test.add_argument("--seed", type=int, default=0, help="seed of --test-fraction (default 0)")
     p.add_argument("--metadata", type=Path, metavar="CSV", help="per-image metadata (column image)")
     p.add_argument("--channel", type=int, metavar="C", help="channel of multichannel images")
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "fraction": args.test_fraction,
         "images": args.test_images,
         "annotations": args.test_annotations,
+        "all": True if args.all_test else None,
         "seed": args.seed,
     }
     try:

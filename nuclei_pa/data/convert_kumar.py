@@ -68,20 +68,25 @@ def tcga_case(name: str) -> str:
 
 
 def kumar_spec(raw_dir: str | Path, require_all: bool = True) -> FolderSpec:
-    """The folder dataset of Kumar's images under ``raw_dir`` (any layout: files are searched).
+    """The folder dataset of Kumar's images under ``raw_dir``: the release's TIFF + ImageScope
+    XML in any layout (files are searched), or ``images/`` beside ``labels/`` label images.
 
     With ``require_all`` a missing image of the 30 is an error, so a partial copy is never
     mistaken for the benchmark; without it the missing ones are listed in one log line.
     """
     raw_dir = Path(raw_dir)
+    images, annotations = raw_dir, raw_dir
+    if (raw_dir / "images").is_dir() and (raw_dir / "labels").is_dir():
+        # images/ + labels/ (instance label images): all 30 as a public copy of the data has them
+        images, annotations = raw_dir / "images", raw_dir / "labels"
     table = {
         case: {"case": case, "organ": organ, "group": group}
         for case, (organ, group) in KUMAR_IMAGES.items()
     }
     test = tuple(case for case, (_, group) in KUMAR_IMAGES.items() if group != TRAIN)
     return FolderSpec(
-        images=raw_dir,
-        annotations=raw_dir,
+        images=images,
+        annotations=annotations,
         test=TestSplit(names=test),
         table=table,
         allow_missing=not require_all,

@@ -52,7 +52,7 @@ from nuclei_pa.io.jsonfile import read_json
 log = logging.getLogger(__name__)
 
 _SEPARATORS = ("-", "_", ".")
-TEST_SELECTORS = ("names", "glob", "fraction", "images")
+TEST_SELECTORS = ("names", "glob", "fraction", "images", "all")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class TestSplit:
     seed: int = 0
     images: Path | None = None  # a second folder of test images …
     annotations: Path | None = None  # … with its own annotations
+    all: bool | None = None  # every image tests (a set imported only to evaluate a model on)
 
     def __post_init__(self) -> None:
         chosen = [k for k in TEST_SELECTORS if getattr(self, k) is not None]
@@ -131,6 +132,7 @@ class FolderSpec:
             seed=int(test.get("seed", 0)),
             images=None if test.get("images") is None else Path(test["images"]),
             annotations=None if test.get("annotations") is None else Path(test["annotations"]),
+            all=True if test.get("all") else None,
         )
         invalid = data.get("invalid_regions", "error")
         if invalid not in ("error", "skip"):
@@ -329,6 +331,8 @@ def plan_folder(spec: FolderSpec) -> FolderPlan:
                     raise ConfigError("test.names", f"{name!r} names no image in {spec.images}")
                 elif name not in missing:
                     missing.append(name)
+        elif test.all:
+            chosen = set(stems)
         elif test.glob is not None:
             chosen = {
                 e.name
@@ -348,8 +352,13 @@ def plan_folder(spec: FolderSpec) -> FolderPlan:
             f"{len(missing)} listed image(s) not found: {', '.join(sorted(missing))} (set "
             "allow_missing to use a partial copy)",
         )
-    if not train:
-        raise ConfigError("test", f"the split leaves no training image ({len(held)} test images)")
+    if not train and not test.all:
+        raise ConfigError(
+            "test",
+            f"the split leaves no training image ({len(held)} test images); to import a set "
+            "only to evaluate on, put every image in the test split (test: {all: true}, "
+            "nuclei-pa import --all-test)",
+        )
     if not held:
         raise ConfigError("test", f"the split leaves no test image ({len(train)} training images)")
     return FolderPlan(train, held, sorted(missing))
@@ -393,5 +402,6 @@ def write_folder_dataset(
     counts = {}
     with atomic_dir(out_dir) as tmp:
         for split, entries in (("train", plan.train), ("test", plan.test)):
-            counts[split] = write_split(tmp / split, samples(entries), split=split, **info)
+            if entries:  # an evaluation-only import has no training split
+                counts[split] = write_split(tmp / split, samples(entries), split=split, **info)
     return counts

@@ -92,3 +92,42 @@ def mean_over_seeds(per_image: Sequence[pd.DataFrame]) -> pd.DataFrame:
     if len(per_image) == 1:
         return per_image[0]
     return pd.concat(per_image).groupby("image", as_index=False, sort=False).mean(numeric_only=True)
+
+
+def read_choices(
+    models: Sequence[str],
+    chosen: Sequence[str | Path],
+    tests: Sequence[str | Path],
+    n_seeds: int = 1,
+) -> tuple[pd.DataFrame, dict[str, list[pd.DataFrame]]]:
+    """What the tables report: each run's choice (``chosen.json``) with its test metrics
+    (``chosen_test.csv``), ordered as in :func:`read_curves`.
+
+    Returns one row per model and seed (``model``, ``seed``, ``iteration``, ``score_threshold``,
+    ``chosen_on`` and the mean of every metric over test images: the frame
+    :func:`~nuclei_pa.report.tables.table1` takes) and each run's per-image metrics with an
+    ``iteration`` column (what :func:`~nuclei_pa.report.tables.best_intervals` resamples).
+    """
+    import json
+
+    choices = _by_model(
+        models, chosen, n_seeds, lambda p: pd.DataFrame([json.loads(Path(p).read_text())])
+    )
+    per_image = _by_model(models, tests, n_seeds, pd.read_csv)
+    rows, runs = [], {}
+    for model in models:
+        runs[model] = []
+        for seed, (choice, frame) in enumerate(zip(choices[model], per_image[model], strict=True)):
+            c = choice.iloc[0]
+            rows.append(
+                {
+                    "model": model,
+                    "seed": seed,
+                    "iteration": int(c["iteration"]),
+                    "score_threshold": float(c["score_threshold"]),
+                    "chosen_on": str(c["chosen_on"]),
+                    **{m: float(frame[m].mean()) for m in METRIC_COLUMNS},
+                }
+            )
+            runs[model].append(frame.assign(iteration=int(c["iteration"])))
+    return pd.DataFrame(rows), runs

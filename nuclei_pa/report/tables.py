@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from nuclei_pa.eval.bootstrap import LEVEL, Interval, compare_means, mean_interval
@@ -21,6 +22,9 @@ TABLE1_COLUMNS = {
     "recall_50": "R@0.5",
 }
 
+
+#: Table 1's column for the paper's protocol: the best checkpoint picked on the test images.
+BEST_ON_TEST = "best-on-test mAP (optimistic)"
 
 #: Table 1's metrics shown with their bootstrap interval.
 INTERVAL_METRICS = ("map", "aji")
@@ -53,6 +57,7 @@ def table1(
     best: pd.DataFrame,
     reference: Mapping[str, Mapping[str, float]] | None = None,
     intervals: Mapping[str, Mapping[str, Interval]] | None = None,
+    curves: Mapping[str, Sequence[pd.DataFrame]] | None = None,
 ) -> pd.DataFrame:
     """Best mAP per model with the other metrics at that checkpoint (paper Table 1).
 
@@ -61,8 +66,10 @@ def table1(
     followed by a ``<metric> sd`` column, and ``iteration`` lists each seed's best checkpoint.
     ``reference`` adds rows for non-trained methods (e.g. the classical Otsu + watershed) whose
     single evaluation stands in for a best checkpoint. ``intervals`` (:func:`best_intervals`)
-    adds a low and high column after mAP and AJI. A best checkpoint is chosen on the test set,
-    so its interval describes that checkpoint's images, not how lucky the choice was.
+    adds a low and high column after mAP and AJI. A ``score_threshold`` column in ``best`` (a
+    choice made on validation images, :func:`~nuclei_pa.report.curves.read_choices`) is shown.
+    ``curves`` (each model's test learning curves, one per seed) adds the paper's protocol as a
+    last column: the best test mAP over checkpoints (mean over seeds), optimistic by design.
     """
     metrics = list(TABLE1_COLUMNS)
     several = best.groupby("model")["seed"].nunique().max() > 1 if len(best) else False
@@ -77,6 +84,10 @@ def table1(
         else:
             row = {"model": model, "iteration": int(group["iteration"].iloc[0])}
             row.update({m: float(group[m].iloc[0]) for m in metrics})
+        if "score_threshold" in group:
+            row["score threshold"] = "/".join(f"{t:g}" for t in group["score_threshold"])
+        if curves is not None and model in curves:
+            row[BEST_ON_TEST] = float(np.mean([c["map"].max() for c in curves[model]]))
         rows.append(row)
     for row in rows:
         for m, iv in (intervals or {}).get(row["model"], {}).items():
@@ -91,8 +102,10 @@ def table1(
         renames |= {key: label, f"{key} sd": f"{label} sd"}
         renames |= {f"{key} low": f"{label} {CI} low", f"{key} high": f"{label} {CI} high"}
     order = ["model", *(["seeds"] if several else []), "iteration"]
+    order += [c for c in ("score threshold",) if c in df.columns]
     suffixes = ("", " sd", " low", " high")
     order += [c for m in metrics for c in (m + x for x in suffixes) if c in df.columns]
+    order += [c for c in (BEST_ON_TEST,) if c in df.columns]
     return df[order].rename(columns=renames)
 
 

@@ -58,6 +58,16 @@ def evaluations(models):
     return [run_dir("eval", m, s, "checkpoints") for m in models for s in SEEDS]
 
 
+def choices(models):
+    """Each run's checkpoint and threshold chosen on validation, in the order of :func:`curves`."""
+    return [run_dir("eval", m, s, "chosen.json") for m in models for s in SEEDS]
+
+
+def chosen_tests(models):
+    """Each run's per-image test metrics at its choice, in the order of :func:`curves`."""
+    return [run_dir("eval", m, s, "chosen_test.csv") for m in models for s in SEEDS]
+
+
 def classical_summary():
     """The classical reference's summary, when the report asks for it."""
     dataset = PLAN.report.get("classical")

@@ -44,3 +44,30 @@ rule classical_reference:
         test_dir=lambda wc: R("data", wc.dataset, "test"),
     script:
         "../scripts/classical_reference.py"
+
+
+rule choose_checkpoint:
+    input:
+        checkpoints=run_dir("models", "{model}", "{seed}", "checkpoints"),
+        evaluated=run_dir("eval", "{model}", "{seed}", "checkpoints"),
+        data=lambda wc: dataset_dir(PLAN.models[wc.model].test),
+    output:
+        chosen=run_dir("eval", "{model}", "{seed}", "chosen.json"),
+        validation=run_dir("eval", "{model}", "{seed}", "validation.csv"),
+        test=run_dir("eval", "{model}", "{seed}", "chosen_test.csv"),
+    log:
+        R("logs", "choose", "{model}", "seed{seed}.log"),
+    benchmark:
+        R("benchmarks", "choose", "{model}", "seed{seed}.tsv")
+    conda:
+        "../envs/nuclei-pa.yaml"
+    resources:
+        gpu=1,
+    params:
+        iterations=lambda wc: PLAN.models[wc.model].checkpoints,
+        val_dir=lambda wc: PLAN.val_dir(wc.model),
+        test_dir=lambda wc: str(PLAN.test_dir(wc.model)),
+        gpu_locks=R(".gpu_locks"),
+        device=PLAN.device,
+    script:
+        "../scripts/choose_checkpoint.py"

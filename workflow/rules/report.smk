@@ -4,7 +4,8 @@
 rule table1:
     input:
         curves=curves(PLAN.report.get("table1", [])),
-        evaluations=evaluations(PLAN.report.get("table1", [])),
+        chosen=choices(PLAN.report.get("table1", [])),
+        tests=chosen_tests(PLAN.report.get("table1", [])),
         classical=classical_summary(),
     output:
         csv=report(
@@ -52,9 +53,12 @@ rule figure4:
 
 rule comparison_table:
     input:
-        curves=lambda wc: curves(comparison_models(wc.table)),
-        evaluations=lambda wc: evaluations(comparison_models(wc.table)),
+        chosen=lambda wc: choices(comparison_models(wc.table)),
+        tests=lambda wc: chosen_tests(comparison_models(wc.table)),
         dataset=lambda wc: dataset_dir(PLAN.report[wc.table]["dataset"]),
+        classical=lambda wc: R(
+            "eval", "classical", f"{PLAN.report[wc.table]['dataset']}.csv"
+        ),
     output:
         csv=report(
             R("tables", "{table}.csv"),
@@ -132,8 +136,8 @@ rule table2:
 
 rule examples_figure:
     input:
-        curves=[
-            run_dir("eval", m, FIRST_SEED, "curve.csv")
+        chosen=[
+            run_dir("eval", m, FIRST_SEED, "chosen.json")
             for m in PLAN.report.get("figure4", [])
         ],
         checkpoints=[
@@ -167,8 +171,8 @@ rule examples_figure:
 
 rule attention_figure:
     input:
-        curve=lambda wc: run_dir(
-            "eval", PLAN.report["attention"], FIRST_SEED, "curve.csv"
+        chosen=lambda wc: run_dir(
+            "eval", PLAN.report["attention"], FIRST_SEED, "chosen.json"
         ),
         checkpoints=lambda wc: run_dir(
             "models", PLAN.report["attention"], FIRST_SEED, "checkpoints"

@@ -1,13 +1,13 @@
-"""Rules table3/table4: per-image AJI of our model against others, with Wilcoxon tests."""
+"""Rules table3/table4: per-image AJI of our model against others, with Wilcoxon tests; every
+model at its validation-chosen checkpoint and threshold (its final checkpoint without one)."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from nuclei_pa.eval.folders import checkpoint_csv
 from nuclei_pa.io.coco import load_coco
 from nuclei_pa.io.logs import redirect_output
-from nuclei_pa.report.curves import best_checkpoint, mean_over_seeds, read_curves
+from nuclei_pa.report.curves import mean_over_seeds, read_choices
 from nuclei_pa.report.tables import (
     add_group_means,
     per_image_comparison,
@@ -17,20 +17,10 @@ from nuclei_pa.report.tables import (
 
 redirect_output(snakemake.log[0])
 spec, models, seeds = snakemake.params.spec, snakemake.params.models, snakemake.params.seeds
-curves = read_curves(models, snakemake.input.curves, len(seeds))
-folders = iter(snakemake.input.evaluations)  # same order as the curves: model, then seed
-
-
-def best_per_image(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per-image metrics of one run at its best checkpoint (the next evaluation folder)."""
-    best = int(best_checkpoint(curve)["iteration"])
-    return pd.read_csv(checkpoint_csv(next(folders), best))
-
-
-per_image = {
-    model: mean_over_seeds([best_per_image(c) for c in seed_curves])
-    for model, seed_curves in curves.items()
-}
+# each run at the checkpoint and threshold its validation images chose (else its final one)
+chosen, runs = read_choices(models, snakemake.input.chosen, snakemake.input.tests, len(seeds))
+per_image = {model: mean_over_seeds(runs[model]) for model in models}
+per_image["Otsu + watershed"] = pd.read_csv(snakemake.input.classical)  # what users have already
 coco = load_coco(Path(snakemake.input.dataset) / "test" / "annotations.json")
 style_group = {s: g for g, styles in snakemake.params.groups.items() for s in styles}
 # Real Kumar images carry their group; synthetic ones a style (organ) the config maps to a group.

@@ -1,4 +1,5 @@
-"""Rule prepare_dataset: synthesise the embedded default, import a folder, or download a set."""
+"""Rule prepare_dataset: synthesise the embedded default, import a folder, or download a set;
+then carve its validation images out of the training split when the config asks for them."""
 
 import dataclasses
 import tempfile
@@ -7,6 +8,7 @@ from nuclei_pa.data.convert_tnbc import tnbc_breast_split
 from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
 from nuclei_pa.data.sources import describe, prepare
 from nuclei_pa.data.synth import SynthConfig, synthesize
+from nuclei_pa.data.validation import ValidationSplit, carve_validation
 from nuclei_pa.io.logs import redirect_output
 
 redirect_output(snakemake.log[0])
@@ -28,3 +30,5 @@ else:
             print(tnbc_breast_split(tmp, snakemake.input[0], out))
     else:
         print(prepare(dl["source"], out, resources, root, **options))
+if dataset.validation is not None:
+    print(carve_validation(out, ValidationSplit.from_config(dataset.validation)))

@@ -1,0 +1,147 @@
+"""Choosing on validation images: a run's checkpoint and its score threshold.
+
+Tables report test images at a choice made without them. For each checkpoint the validation
+images are predicted once, at the lowest candidate score threshold and without dilation; every
+higher threshold is then the same label image with its lower-scoring nuclei removed (labels are
+numbered by descending score, and a nucleus never takes pixels from a higher-scoring one), so a
+whole grid of thresholds costs one prediction. The only difference from predicting at the
+threshold itself is the model's cap on detections per image, which a lower threshold can fill
+with nuclei a higher one would not have kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from nuclei_pa.engine.postprocess import dilate_labels
+from nuclei_pa.engine.predict import DEFAULTS, load_model, predict_image
+from nuclei_pa.eval.folders import METRIC_COLUMNS, summarise
+from nuclei_pa.eval.matching import image_metrics
+from nuclei_pa.io.dataset import read_split
+
+#: Score thresholds tried on validation images (the predictor's default is 0.5).
+SCORE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What validation chose for one run, and how it scored there."""
+
+    iteration: int
+    score_threshold: float
+    chosen_on: str  # "validation" | "final checkpoint"
+    validation_map: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "iteration": self.iteration,
+            "score_threshold": self.score_threshold,
+            "chosen_on": self.chosen_on,
+            "validation_map": self.validation_map,
+        }
+
+
+def above(labels: np.ndarray, scores: Mapping[int, float], threshold: float) -> np.ndarray:
+    """The label image with every nucleus scoring under ``threshold`` removed (ids kept)."""
+    out = labels.copy()
+    low = [k for k, s in scores.items() if s < threshold]
+    if low:
+        out[np.isin(out, low)] = 0
+    return out
+
+
+def threshold_metrics(
+    model: object,
+    split_dir: str | Path,
+    thresholds: Sequence[float] = SCORE_THRESHOLDS,
+    dilate: bool = DEFAULTS["dilate"],
+) -> pd.DataFrame:
+    """Per-image metrics of ``model`` on a split at every threshold: one prediction per image.
+
+    Columns: ``score_threshold``, ``image`` and the evaluator's metric columns.
+    """
+    lowest = min(thresholds)
+    rows = []
+    for sample in read_split(split_dir):
+        labels, scores = predict_image(model, sample.image, score_threshold=lowest, dilate=False)
+        for t in thresholds:
+            pred = above(labels, scores, t)
+            if dilate:
+                dilate_labels(pred, inplace=True)
+            rows.append(
+                {
+                    "score_threshold": float(t),
+                    "image": sample.name,
+                    **image_metrics(sample.labels, pred).as_dict(),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def validation_curve(
+    checkpoints: Mapping[int, str | Path],
+    val_dir: str | Path,
+    device: str = "auto",
+    thresholds: Sequence[float] = SCORE_THRESHOLDS,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Mean validation metrics of every checkpoint at every threshold: one row per pair."""
+    rows = []
+    for iteration, path in tqdm(
+        sorted(checkpoints.items()), desc="validation", disable=not progress
+    ):
+        per_image = threshold_metrics(load_model(path, device), val_dir, thresholds)
+        for t, group in per_image.groupby("score_threshold", sort=True):
+            summary = summarise(group).iloc[0].to_dict()
+            rows.append({"iteration": int(iteration), "score_threshold": float(t), **summary})
+    return pd.DataFrame(rows)
+
+
+def choose(curve: pd.DataFrame, metric: str = "map") -> Choice:
+    """The (checkpoint, threshold) with the best validation ``metric``.
+
+    Ties go to the earliest checkpoint (less training), then to the threshold nearest the
+    predictor's default, so a flat curve does not move the choice.
+    """
+    if curve.empty:
+        raise ValueError("no validation evaluations to choose from")
+    best = curve[metric].max()
+    tied = curve[np.isclose(curve[metric], best, rtol=0, atol=1e-12)].copy()
+    tied["distance"] = (tied["score_threshold"] - DEFAULTS["score_threshold"]).abs()
+    row = tied.sort_values(["iteration", "distance", "score_threshold"]).iloc[0]
+    return Choice(int(row["iteration"]), float(row["score_threshold"]), "validation", float(best))
+
+
+def final_choice(iterations: Sequence[int]) -> Choice:
+    """Without validation images nothing is chosen: the last checkpoint, default threshold."""
+    return Choice(int(max(iterations)), float(DEFAULTS["score_threshold"]), "final checkpoint")
+
+
+def test_metrics(
+    choice: Choice,
+    checkpoints: Mapping[int, str | Path],
+    test_dir: str | Path,
+    evaluated: str | Path | None = None,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Per-image test metrics at the choice (columns ``image`` and the metric columns).
+
+    ``evaluated`` is the run's per-checkpoint test evaluation at the default threshold: when the
+    choice uses that threshold, its file is read instead of predicting again.
+    """
+    from nuclei_pa.eval.folders import checkpoint_csv
+
+    if evaluated is not None and math.isclose(choice.score_threshold, DEFAULTS["score_threshold"]):
+        path = checkpoint_csv(evaluated, choice.iteration)
+        if path.is_file():
+            return pd.read_csv(path)
+    model = load_model(checkpoints[choice.iteration], device)
+    per_image = threshold_metrics(model, test_dir, [choice.score_threshold])
+    return per_image.drop(columns="score_threshold")[["image", *METRIC_COLUMNS, "n_gt", "n_pred"]]
