@@ -22,6 +22,11 @@ baseline) background. The other tenth keeps every part of the image in play. Nuc
 window are clipped, and clipped slivers dropped, as the ``crop`` derivation does
 (:func:`nuclei_pa.data.derive.is_sliver`). Images smaller than the crop in a dimension are used
 whole in that dimension (no padding: torchvision pads a batch itself).
+
+A split folder's optional ignore and region masks (``ignore/``, ``regions/``:
+:mod:`nuclei_pa.io.dataset`) ride along in the target as ``ignore`` and ``region`` (uint8
+[H, W]), cropped and flipped with the image; labelled nuclei win over ignored pixels. Images
+without them get neither key: the model then trains exactly as before.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ from nuclei_pa.data.derive import MIN_CROP_AREA, is_sliver
 from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import decode_segmentation, load_coco
+from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR, read_mask
 from nuclei_pa.io.images import read_image
 from nuclei_pa.model.detector import REFERENCE_KEY
+from nuclei_pa.model.ignore import IGNORE_KEY, REGION_KEY
 
 # A crop of an image: (top row, left column, height, width), in pixels.
 Window = tuple[int, int, int, int]
@@ -62,6 +69,8 @@ class _Item:
     height: int
     width: int
     anns: tuple[dict[str, Any], ...]
+    ignore: Path | None = None  # the split's optional masks (see the module docstring)
+    region: Path | None = None
 
 
 class NucleusDataset(Dataset):
@@ -81,6 +90,7 @@ class NucleusDataset(Dataset):
         images_dir: str | Path,
         annotations: str | Path,
         reference: str | Path | None = None,
+        sparse_dir: str | Path | None = None,
     ) -> None:
         images_dir, annotations = Path(images_dir), Path(annotations)
         if not images_dir.is_dir():
@@ -98,6 +108,7 @@ class NucleusDataset(Dataset):
                 int(img["height"]),
                 int(img["width"]),
                 tuple(index.anns_by_image.get(img_id, [])),
+                *_mask_paths(sparse_dir, img["file_name"]),
             )
             for img_id, img in sorted(index.images.items())
         ]
@@ -126,14 +137,19 @@ class NucleusDataset(Dataset):
             raise InputError(
                 folder / "annotations.json", "file not found (expected a split folder)"
             )
-        return cls(folder / "images", folder / "annotations.json", reference)
+        return cls(folder / "images", folder / "annotations.json", reference, folder)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def fingerprint(self) -> str:
         """SHA-256 of the annotations file, so a resume can tell the data changed under it."""
-        return hashlib.sha256(self.annotations.read_bytes()).hexdigest()
+        digest = hashlib.sha256(self.annotations.read_bytes())
+        for item in self.items:  # an ignore or region mask changed is other data too
+            for path in (item.ignore, item.region):
+                if path is not None:
+                    digest.update(path.name.encode() + path.read_bytes())
+        return digest.hexdigest()
 
     def boxes_xywh(self) -> np.ndarray:
         """Every non-degenerate annotation box (COCO x, y, w, h): the pa module's anchor size."""
@@ -185,16 +201,23 @@ class NucleusDataset(Dataset):
             masks = self._window_masks(index, (y0, x0, h, w))
         else:
             image, masks = image_to_tensor(whole, levels), self._whole_masks(item)
+        extra = self._sparse_masks(self.items[index], window)
         if flip_h:
             image, masks = image.flip(-1), masks[:, :, ::-1]
+            extra = {k: m[:, ::-1] for k, m in extra.items()}
         if flip_v:
             image, masks = image.flip(-2), masks[:, ::-1, :]
+            extra = {k: m[::-1] for k, m in extra.items()}
+        if IGNORE_KEY in extra:  # a labelled nucleus is no unknown
+            extra[IGNORE_KEY] = extra[IGNORE_KEY] & ~masks.any(axis=0)
         masks = np.ascontiguousarray(masks, dtype=np.uint8)
         target = {
             "boxes": torch.from_numpy(mask_boxes(masks)),
             "labels": torch.ones(len(masks), dtype=torch.int64),
             "masks": torch.from_numpy(masks),
         }
+        for key, mask in extra.items():
+            target[key] = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))
         if self._reference is not None:
             boxes = _place_boxes(self._reference[index], window, flip_h, flip_v, *image.shape[-2:])
             target[REFERENCE_KEY] = torch.from_numpy(boxes)
@@ -221,6 +244,20 @@ class NucleusDataset(Dataset):
         areas = masks.sum(axis=(1, 2))
         return masks[(areas > 0) & ~is_sliver(areas)]
 
+    @staticmethod
+    def _sparse_masks(item: _Item, window: Window | None) -> dict[str, np.ndarray]:
+        """The image's ignore and region masks present, cut to ``window``."""
+        out = {}
+        for key, path in ((IGNORE_KEY, item.ignore), (REGION_KEY, item.region)):
+            if path is None:
+                continue
+            mask = read_mask(path, (item.height, item.width))
+            if window is not None:
+                y0, x0, h, w = window
+                mask = mask[y0 : y0 + h, x0 : x0 + w]
+            out[key] = mask
+        return out
+
     def _intensity_levels(self, index: int, image: np.ndarray) -> np.ndarray | None:
         """The whole image's :func:`intensity_levels`, computed once per image and mode."""
         key = (index, self.intensity)
@@ -236,6 +273,14 @@ class NucleusDataset(Dataset):
             [decode_segmentation(a["segmentation"], item.height, item.width) for a in item.anns]
         )
         return masks[masks.any(axis=(1, 2))]
+
+
+def _mask_paths(folder: str | Path | None, file_name: str) -> tuple[Path | None, Path | None]:
+    """The split's ignore and region masks of ``file_name``, each None when absent."""
+    if folder is None:
+        return None, None
+    paths = (Path(folder) / sub / file_name for sub in (IGNORE_DIR, REGIONS_DIR))
+    return tuple(p if p.is_file() else None for p in paths)  # type: ignore[return-value]
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
