@@ -54,6 +54,7 @@ def test_registry_entries_are_complete():
         for f in src.files:
             assert f.url.startswith("https://") and f.filename and "/" not in f.filename
             assert f.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", f.sha256)
+            assert f.md5 is None or re.fullmatch(r"[0-9a-f]{32}", f.md5)
     assert REGISTRY["dh100"].files[0].url.endswith("dl=1")
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         fetch("nope", "cache")
@@ -109,8 +110,9 @@ def test_unpublished_hash_is_recorded_then_enforced(tmp_path, monkeypatch, caplo
 
     cached = tmp_path / "cache" / "tnbc" / "data.zip"
     cached.write_bytes(b"corrupted")  # the cached copy no longer matches the record
-    with pytest.raises(InputError, match=r"sha256 mismatch: expected .* got"):
+    with pytest.raises(InputError, match=r"sha256 mismatch: expected .* got") as err:
         fetch("tnbc", tmp_path / "cache")
+    assert f"recorded in {hashes}" in str(err.value)
 
     cached.unlink()  # upstream changed: the new download differs from the record
     make_zip(archive, {"a.txt": b"version 2"})
@@ -118,6 +120,64 @@ def test_unpublished_hash_is_recorded_then_enforced(tmp_path, monkeypatch, caplo
         fetch("tnbc", tmp_path / "cache")
     assert json.loads(hashes.read_text())["data.zip"] in str(err.value)
     assert sha256(archive) in str(err.value)
+    assert f"recorded in {hashes}" in str(err.value) and "delete that entry" in str(err.value)
+
+
+def test_a_published_md5_is_checked_and_nothing_is_recorded(tmp_path, monkeypatch):
+    archive = make_zip(tmp_path / "src.zip", {"a.txt": b"hello"})
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    src = dataclasses.replace(
+        REGISTRY["tnbc"], files=(RemoteFile(archive.as_uri(), "data.zip", md5=md5),)
+    )
+    monkeypatch.setitem(REGISTRY, "tnbc", src)
+    assert (fetch("tnbc", tmp_path / "cache") / "a.txt").read_bytes() == b"hello"
+    assert not (tmp_path / "cache" / "tnbc" / "hashes.json").exists()
+    (tmp_path / "cache" / "tnbc" / "data.zip").write_bytes(b"corrupted")
+    with pytest.raises(InputError, match=f"md5 mismatch: expected {md5} .*published by the"):
+        fetch("tnbc", tmp_path / "cache")
+    (tmp_path / "cache" / "tnbc" / "data.zip").unlink()
+    wrong = dataclasses.replace(
+        src, files=(RemoteFile(archive.as_uri(), "data.zip", md5="0" * 32),)
+    )
+    monkeypatch.setitem(REGISTRY, "tnbc", wrong)
+    with pytest.raises(InputError, match=f"md5 mismatch for .*expected {'0' * 32} .*got {md5}"):
+        fetch("tnbc", tmp_path / "cache")
+    assert not (tmp_path / "cache" / "tnbc" / "data.zip").exists()
+
+
+def test_tnbc_zip_is_pinned_to_zenodos_published_md5():
+    (remote,) = REGISTRY["tnbc"].files
+    assert remote.md5 == "1605712a752b201b57eacc8f866adb4f" and remote.sha256 is None
+    assert remote.url == "https://zenodo.org/records/2579118/files/TNBC_NucleiSegmentation.zip"
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_an_archive_unpacking_beyond_the_limits_is_refused_before_extracting(
+    tmp_path, monkeypatch, kind
+):
+    """2 MB of zeros compress to about 2 kB: with the limit lowered to 1 MB the archive is
+    refused, naming it, before anything is written; so is one with more members than allowed."""
+    members = {"big.bin": bytes(2 << 20), "small.txt": b"x"}
+    if kind == "zip":
+        archive = make_zip(tmp_path / "bomb.zip", members)
+    else:
+        archive = tmp_path / "bomb.tar.gz"
+        with tarfile.open(archive, "w:gz") as tf:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    assert archive.stat().st_size < 50_000
+    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 1 << 20)
+    with pytest.raises(InputError, match=r"bomb\..*would unpack to 2097153 bytes, more than the"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 4 << 20)
+    monkeypatch.setattr(sources, "MAX_MEMBERS", 1)
+    with pytest.raises(InputError, match=r"holds 2 members, more than the 1 allowed"):
+        extract(archive, tmp_path / "out")
+    monkeypatch.setattr(sources, "MAX_MEMBERS", 2)
+    assert sorted(extract(archive, tmp_path / "out")) == ["big.bin", "small.txt"]
 
 
 def test_offline_message(tmp_path, monkeypatch):

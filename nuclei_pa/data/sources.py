@@ -1,18 +1,19 @@
 """Public datasets of the paper: where they come from, how to fetch and verify them safely.
 
-``REGISTRY`` names each source's files (URL, cache file name, SHA-256), licence and citation.
+``REGISTRY`` names each source's files (URL, cache file name, checksum), licence and citation.
 :func:`fetch` downloads them through pooch into ``<cache_dir>/<name>/`` and extracts archives
 into ``<cache_dir>/<name>/raw/``; :func:`prepare` then converts the raw files to the project's
 ``train/`` + ``test/`` split folders (see :mod:`nuclei_pa.data.convert`).
 
 Integrity rules:
 
-- A published SHA-256 is checked on every download and every reuse of a cached file (by pooch).
-- None of the three sources publishes a SHA-256 itself. Kumar's is pinned from a reputable
-  loader that pins it (torch_em); for the others the registry holds ``None``, and the first
-  successful download computes the file's SHA-256, **records it in ``hashes.json`` beside the
-  file** and logs that it did so; later downloads (and reuses) are checked against that record.
-  Keep ``hashes.json`` with your results: it says which upstream version you used.
+- A pinned checksum is checked on every download and every reuse of a cached file (by pooch).
+  TNBC's is the MD5 Zenodo publishes for the file; Kumar's organisers publish none, so its
+  SHA-256 is the one a reputable loader pins (torch_em). Dropbox (DH100) publishes none and
+  re-zips on every request: the first successful download computes the file's SHA-256,
+  **records it in ``hashes.json`` beside the file** and logs that it did so; later downloads
+  (and reuses) are checked against that record, and a mismatch names ``hashes.json``. Keep
+  ``hashes.json`` with your results: it says which upstream version you used.
 - A server that answers with a web page instead of the file (Google Drive's virus-scan or quota
   page, a Dropbox sign-in page) is recognised before anything is hashed, recorded or extracted,
   and the error says which kind of page it was and how to fetch the file by hand.
@@ -20,7 +21,9 @@ Integrity rules:
   does not open or extract completely (truncated download, a web page saved instead of the
   file) is an error too, and an unverified download that fails this way is deleted.
 - Archives are extracted by a checking extractor: any member that would land outside the target
-  folder (absolute path, ``..``, a link pointing out) is rejected before anything is written.
+  folder (absolute path, ``..``, a link pointing out) is rejected before anything is written,
+  and so is an archive declaring more than :data:`MAX_MEMBERS` members or
+  :data:`MAX_UNPACKED_BYTES` bytes unpacked (a zip bomb); the bytes written are counted too.
 - pooch streams into a temporary file and renames it only when complete, so an interrupted
   download never leaves a half file behind; it does not resume a partial transfer (a re-run
   downloads the file again), and a complete cached file is never downloaded twice.
@@ -61,6 +64,8 @@ RAW_DIR = "raw"
 _MARKER = ".fetched.json"  # inside raw/: the archive hashes it was extracted from
 DOWNLOAD_RETRIES = 2  # pooch retries a failed transfer (network error or hash mismatch)
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+MAX_UNPACKED_BYTES = 16 << 30  # the datasets here unpack to well under 1 GiB
+MAX_MEMBERS = 100_000  # DH100, the largest, has a few hundred files
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,43 @@ class RemoteFile:
     url: str
     filename: str
     sha256: str | None = None  # None: the source publishes none; recorded on first download
+    md5: str | None = None  # the checksum a source publishes (Zenodo), used when sha256 is None
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """The checksum a file must have, and where it comes from (for error messages)."""
+
+    alg: str  # "sha256" or "md5", as pooch names them
+    digest: str
+    origin: str  # e.g. "pinned in nuclei_pa.data.sources", "recorded in <folder>/hashes.json"
+
+    @property
+    def known_hash(self) -> str:
+        return f"{self.alg}:{self.digest}"
+
+    def __str__(self) -> str:
+        return f"{self.alg} {self.digest}"
+
+
+def expected_checksum(
+    remote: RemoteFile, recorded: dict[str, str], folder: Path
+) -> Checksum | None:
+    """``remote``'s pinned checksum, else the SHA-256 ``hashes.json`` recorded, else None."""
+    if remote.sha256:
+        return Checksum("sha256", remote.sha256, "pinned in nuclei_pa.data.sources")
+    if remote.md5:
+        return Checksum(
+            "md5", remote.md5, "published by the source, pinned in nuclei_pa.data.sources"
+        )
+    if remote.filename in recorded:
+        return Checksum(
+            "sha256",
+            recorded[remote.filename],
+            f"recorded in {folder / HASHES_FILE} by the first download; delete that entry to "
+            "accept a new upstream version",
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -156,8 +198,12 @@ REGISTRY: dict[str, DatasetSource] = {
             name="tnbc",
             files=(
                 RemoteFile(
-                    url="https://zenodo.org/record/1175282/files/TNBC_NucleiSegmentation.zip",
+                    # version 1.1 (2019-02-27, a few mislabelled pixels corrected) of the
+                    # record https://doi.org/10.5281/zenodo.1175282
+                    url="https://zenodo.org/records/2579118/files/TNBC_NucleiSegmentation.zip",
                     filename="TNBC_NucleiSegmentation.zip",
+                    # the MD5 Zenodo lists for this file (25,232,361 bytes)
+                    md5="1605712a752b201b57eacc8f866adb4f",
                 ),
             ),
             citation=(
@@ -168,15 +214,15 @@ REGISTRY: dict[str, DatasetSource] = {
             ),
             licence="CC BY 4.0 (the Zenodo record's licence field); check it before redistributing",
             converter="tnbc",
-            page="https://zenodo.org/record/1175282",
+            page="https://zenodo.org/records/2579118",
             notes=(
                 "50 H&E images (512x512 PNG) of 11 triple-negative breast cancer patients: "
                 "Slide_XX/*.png with binary masks GT_XX/*.png. Instances come from connected "
                 "components of the binary masks, so touching nuclei drawn without a gap merge "
                 "into one. All 50 images form the train split (test is empty); the paper's "
                 "TNBC experiment adds Kumar breast images: see "
-                "nuclei_pa.data.convert.tnbc_breast_split. Zenodo publishes an MD5, not a "
-                "SHA-256, so the SHA-256 is recorded on first download."
+                "nuclei_pa.data.convert.tnbc_breast_split. The zip is version 1.1 of the "
+                "record, checked against the MD5 Zenodo publishes for it."
             ),
         ),
     )
@@ -204,7 +250,7 @@ def _file_downloader(url: str, output_file: str, pooch_obj: Any, check_only: boo
     return None
 
 
-def _downloader(remote: RemoteFile, dest: Path, expected: str | None) -> Any:
+def _downloader(remote: RemoteFile, dest: Path, expected: Checksum | None) -> Any:
     """pooch's downloader for the URL's scheme, refusing a web page served in the file's place
     before it is hashed, recorded or extracted (pooch then deletes its temporary file)."""
     if urllib.parse.urlparse(remote.url).scheme == "file":
@@ -268,9 +314,9 @@ def _read_hashes(folder: Path) -> dict[str, str]:
     return data
 
 
-def _manual_hint(remote: RemoteFile, dest: Path, expected: str | None) -> str:
+def _manual_hint(remote: RemoteFile, dest: Path, expected: Checksum | None) -> str:
     checksum = (
-        f"sha256 {expected}"
+        f"checksum {expected}"
         if expected
         else "no published checksum; its sha256 is recorded on first use"
     )
@@ -280,27 +326,28 @@ def _manual_hint(remote: RemoteFile, dest: Path, expected: str | None) -> str:
     )
 
 
-def _download(remote: RemoteFile, folder: Path, expected: str | None) -> Path:
+def _download(remote: RemoteFile, folder: Path, expected: Checksum | None) -> Path:
     """Fetch one file into ``folder`` through pooch, checking ``expected`` when known."""
     dest = folder / remote.filename
     fetcher = pooch.create(
         path=folder,
         base_url="",
-        registry={remote.filename: f"sha256:{expected}" if expected else None},
+        registry={remote.filename: expected.known_hash if expected else None},
         urls={remote.filename: remote.url},
         retry_if_failed=DOWNLOAD_RETRIES,
     )
     try:
         return Path(fetcher.fetch(remote.filename, downloader=_downloader(remote, dest, expected)))
     except ValueError as exc:
-        if "hash" not in str(exc):
+        if "hash" not in str(exc) or expected is None:
             raise
         got = re.search(r"but got ([0-9a-fA-F]+)", str(exc))
         actual = got.group(1) if got else "unknown (see pooch's message)"
         raise InputError(
             dest,
-            f"sha256 mismatch for {remote.url}: expected {expected}, got {actual}; the download "
-            "was corrupted or the source changed (the file was not kept)",
+            f"{expected.alg} mismatch for {remote.url}: expected {expected.digest} "
+            f"({expected.origin}), got {actual}; the download was corrupted or the source "
+            "changed (the file was not kept)",
         ) from exc
     except OSError as exc:  # requests' errors derive from OSError, as do local file errors
         raise InputError(
@@ -348,16 +395,48 @@ def _is_root_entry(name: str) -> bool:
     return name.strip("/\\.") == "" and name.endswith(("/", "\\"))
 
 
+def _check_size(archive: Path, members: int, unpacked: int) -> None:
+    """Refuse, before writing anything, an archive that would unpack beyond the limits."""
+    if members > MAX_MEMBERS:
+        raise InputError(
+            archive, f"holds {members} members, more than the {MAX_MEMBERS} allowed; not extracted"
+        )
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise InputError(
+            archive,
+            f"would unpack to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} allowed (a "
+            "zip bomb, or not the dataset); not extracted",
+        )
+
+
+def _copy_bounded(archive: Path, src: Any, out: Any, budget: int) -> int:
+    """Copy ``src`` to ``out``, at most ``budget`` bytes (a member longer than it declared is an
+    error); returns the bytes written."""
+    written = 0
+    while chunk := src.read(1 << 20):
+        written += len(chunk)
+        if written > budget:
+            raise InputError(
+                archive, f"unpacks to more than the {MAX_UNPACKED_BYTES} bytes allowed; stopped"
+            )
+        out.write(chunk)
+    return written
+
+
 def extract_zip(archive: str | Path, target: str | Path) -> list[str]:
     """Extract a zip into ``target`` after checking every member stays inside it.
 
     Links are never created: a symlink member pointing outside is rejected, one pointing inside
-    is skipped (datasets do not need them). Returns the extracted member names.
+    is skipped (datasets do not need them). An archive over :data:`MAX_MEMBERS` members or
+    :data:`MAX_UNPACKED_BYTES` declared bytes is refused first. Returns the extracted member
+    names.
     """
     archive, target = Path(archive), Path(target)
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
+            _check_size(archive, len(infos), sum(info.file_size for info in infos))
+            budget = MAX_UNPACKED_BYTES
             plan = []
             for info in infos:
                 if _is_root_entry(info.filename):
@@ -375,7 +454,7 @@ def extract_zip(archive: str | Path, target: str | Path) -> list[str]:
                     continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    budget -= _copy_bounded(archive, src, out, budget)
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise InputError(
             archive,
@@ -388,13 +467,15 @@ def extract_zip(archive: str | Path, target: str | Path) -> list[str]:
 def extract_tar(archive: str | Path, target: str | Path) -> list[str]:
     """Extract a (compressed) tar into ``target`` after checking every member stays inside it.
 
-    Hard and symbolic links must point inside; device files and fifos are rejected. Python's
-    ``data`` extraction filter then applies the same rules again while writing.
+    Hard and symbolic links must point inside; device files and fifos are rejected, and so is
+    an archive over the size limits (a tar's member sizes are what it writes). Python's ``data``
+    extraction filter then applies the same rules again while writing.
     """
     archive, target = Path(archive), Path(target)
     try:
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
+            _check_size(archive, len(members), sum(m.size for m in members if m.isfile()))
             for m in members:
                 if m.issym():
                     _check_member(archive, target, m.name, m.linkname)
@@ -444,15 +525,16 @@ def _unpack(files: Iterable[tuple[Path, str]], raw: Path) -> None:
         write_json(tmp / _MARKER, marker)
 
 
-def _check_cached(dest: Path, expected: str | None) -> None:
+def _check_cached(dest: Path, expected: Checksum | None) -> None:
     """A file already in the cache must still be the one its checksum names."""
     if dest.exists() and expected is not None:
-        actual = pooch.file_hash(str(dest), alg="sha256")
-        if actual != expected:
+        actual = pooch.file_hash(str(dest), alg=expected.alg)
+        if actual != expected.digest:
             raise InputError(
                 dest,
-                f"sha256 mismatch: expected {expected}, got {actual}; the cached file is "
-                "corrupt or from another version of the source (delete it to download again)",
+                f"{expected.alg} mismatch: expected {expected.digest} ({expected.origin}), got "
+                f"{actual}; the cached file is corrupt or from another version of the source "
+                "(delete it to download again)",
             )
 
 
@@ -474,7 +556,7 @@ def download_file(remote: RemoteFile, folder: str | Path) -> Path:
     pinned SHA-256, or the one recorded in ``folder/hashes.json`` by its first download."""
     folder = Path(folder)
     recorded = _read_hashes(folder)
-    expected = remote.sha256 or recorded.get(remote.filename)
+    expected = expected_checksum(remote, recorded, folder)
     _check_cached(folder / remote.filename, expected)
     path = _download(remote, folder, expected)
     if expected is None:
@@ -502,12 +584,14 @@ def fetch(
     fetched: list[tuple[Path, str]] = []
     unverified: list[tuple[Path, bool]] = []  # (file, downloaded by this call)
     for remote in src.files:
-        expected = remote.sha256 or recorded.get(remote.filename)
+        expected = expected_checksum(remote, recorded, folder)
         dest = folder / remote.filename
         fresh = not dest.exists()
         _check_cached(dest, expected)
         path = _download(remote, folder, expected)
-        fetched.append((path, expected or pooch.file_hash(str(path), alg="sha256")))
+        fetched.append(
+            (path, expected.known_hash if expected else pooch.file_hash(str(path), alg="sha256"))
+        )
         if expected is None:
             unverified.append((path, fresh))
     try:
@@ -547,7 +631,11 @@ def describe(name: str) -> str:
     """A short text about a source (files, licence, citation) for logs and reports."""
     src = source(name)
     lines = [f"{src.name}: {src.page}"]
-    lines += [f"  {f.filename} <- {f.url} (sha256 {f.sha256 or 'unpublished'})" for f in src.files]
+    lines += [
+        f"  {f.filename} <- {f.url} "
+        + (f"(sha256 {f.sha256})" if f.sha256 else f"(md5 {f.md5})" if f.md5 else "(unpublished)")
+        for f in src.files
+    ]
     lines += [f"  licence: {src.licence}", f"  cite: {src.citation}"]
     if src.notes:
         lines.append(f"  notes: {src.notes}")
