@@ -61,6 +61,10 @@ Target = dict[str, Tensor]
 
 # Chance that a patch is placed around an annotated nucleus rather than anywhere (see above).
 NUCLEUS_BIAS = 0.9
+# Decoded pixels kept in memory per dataset (per loader process): training revisits every image
+# hundreds of times, and re-reading it and re-decoding its masks was a sixth of a CPU iteration.
+# Images beyond the budget are read again each time; masks are kept cut to their own boxes.
+CACHE_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class NucleusDataset(Dataset):
         self.intensity = "fixed"
         self._levels: dict[tuple[int, str], np.ndarray | None] = {}
         self._reference: list[np.ndarray] | None = None
+        self._pixels: dict[int, np.ndarray] = {}
+        self._cut_masks: dict[int, dict[int, tuple[int, int, np.ndarray]]] = {}
+        self._cached_bytes = 0
         self.items = [
             _Item(
                 images_dir / img["file_name"],
@@ -192,15 +199,15 @@ class NucleusDataset(Dataset):
         self, index: int, flip_h: bool = False, flip_v: bool = False, window: Window | None = None
     ) -> tuple[Tensor, Target]:
         """Image ``index`` and its target, cropped to ``window`` (if given), then flipped."""
-        item = self.items[index]
-        whole = read_image(item.path)
+        whole = self._image(index)
         levels = self._intensity_levels(index, whole)
         if window is not None:
             y0, x0, h, w = (int(v) for v in window)
             image = image_to_tensor(whole[y0 : y0 + h, x0 : x0 + w], levels)
             masks = self._window_masks(index, (y0, x0, h, w))
         else:
-            image, masks = image_to_tensor(whole, levels), self._whole_masks(item)
+            image = image_to_tensor(whole, levels)
+            masks = self._window_masks(index, (0, 0, *whole.shape[:2]), whole=True)
         extra = self._sparse_masks(self.items[index], window)
         if flip_h:
             image, masks = image.flip(-1), masks[:, :, ::-1]
@@ -223,26 +230,55 @@ class NucleusDataset(Dataset):
             target[REFERENCE_KEY] = torch.from_numpy(boxes)
         return image, target
 
-    def _window_masks(self, index: int, window: Window) -> np.ndarray:
-        """Masks of the instances in ``window``, clipped to it; slivers dropped (see module)."""
-        item = self.items[index]
+    def _image(self, index: int) -> np.ndarray:
+        """Image ``index``'s pixels, read once while the cache has room (:data:`CACHE_BYTES`)."""
+        if index in self._pixels:
+            return self._pixels[index]
+        pixels = read_image(self.items[index].path)
+        if self._cached_bytes + pixels.nbytes <= CACHE_BYTES:
+            self._pixels[index] = pixels
+            self._cached_bytes += pixels.nbytes
+        return pixels
+
+    def _instance_mask(self, index: int, k: int) -> tuple[int, int, np.ndarray]:
+        """Annotation ``k`` of image ``index`` as (top, left, its mask cut to its pixels' box),
+        decoded the first time a window needs it (an empty mask is 0 × 0)."""
+        cut = self._cut_masks.setdefault(index, {})
+        if k not in cut:
+            item = self.items[index]
+            full = decode_segmentation(item.anns[k]["segmentation"], item.height, item.width)
+            rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
+            if len(rows) == 0:
+                cut[k] = (0, 0, np.zeros((0, 0), dtype=bool))
+            else:
+                box = full[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+                cut[k] = (int(rows[0]), int(cols[0]), np.ascontiguousarray(box))
+        return cut[k]
+
+    def _window_masks(self, index: int, window: Window, whole: bool = False) -> np.ndarray:
+        """Masks of the instances in ``window``, clipped to it; empty ones dropped, and slivers
+        too unless ``whole`` (the window is the whole image: every instance, uncut)."""
         y0, x0, h, w = window
         boxes = self.instance_boxes(index)
         # 1 px of slack: a polygon's stored box and its rasterised mask may disagree by a pixel
-        meets = (
+        meets = whole | (
             (boxes[:, 0] < x0 + w + 1)
             & (boxes[:, 2] > x0 - 1)
             & (boxes[:, 1] < y0 + h + 1)
             & (boxes[:, 3] > y0 - 1)
         )
-        anns = [a for a, m in zip(item.anns, meets, strict=True) if m]
-        masks = np.zeros((len(anns), h, w), dtype=bool)
-        for k, a in enumerate(anns):
-            masks[k] = decode_segmentation(a["segmentation"], item.height, item.width)[
-                y0 : y0 + h, x0 : x0 + w
-            ]
+        cut = [self._instance_mask(index, int(k)) for k in np.flatnonzero(meets)]
+        masks = np.zeros((len(cut), h, w), dtype=bool)
+        for k, (top, left, m) in enumerate(cut):
+            ya, yb = max(top, y0), min(top + m.shape[0], y0 + h)
+            xa, xb = max(left, x0), min(left + m.shape[1], x0 + w)
+            if ya < yb and xa < xb:
+                masks[k, ya - y0 : yb - y0, xa - x0 : xb - x0] = m[
+                    ya - top : yb - top, xa - left : xb - left
+                ]
         areas = masks.sum(axis=(1, 2))
-        return masks[(areas > 0) & ~is_sliver(areas)]
+        keep = areas > 0 if whole else (areas > 0) & ~is_sliver(areas)
+        return masks[keep]
 
     @staticmethod
     def _sparse_masks(item: _Item, window: Window | None) -> dict[str, np.ndarray]:
@@ -264,15 +300,6 @@ class NucleusDataset(Dataset):
         if key not in self._levels:
             self._levels[key] = intensity_levels(image, self.intensity)
         return self._levels[key]
-
-    @staticmethod
-    def _whole_masks(item: _Item) -> np.ndarray:
-        if not item.anns:
-            return np.zeros((0, item.height, item.width), dtype=bool)
-        masks = np.stack(
-            [decode_segmentation(a["segmentation"], item.height, item.width) for a in item.anns]
-        )
-        return masks[masks.any(axis=(1, 2))]
 
 
 def _mask_paths(folder: str | Path | None, file_name: str) -> tuple[Path | None, Path | None]:
