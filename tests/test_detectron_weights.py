@@ -25,6 +25,8 @@ SMALL = {  # a ResNet-50 body (Detectron's R-50 layout) with narrow FPN and head
     "mask_head_layers": 4,  # Detectron's _[mask]_fcn1-4
     "norm": "frozen_bn",
     "trainable_layers": 3,
+    "image_mean": (0.481458, 0.454692, 0.403843),  # Caffe2's scaling, as Detectron weights need
+    "image_std": (1 / 255, 1 / 255, 1 / 255),
 }
 LAST_BLOCK = {2: 2, 3: 3, 4: 5, 5: 2}  # R-50: blocks per stage − 1 (names the FPN blobs)
 
@@ -188,3 +190,17 @@ def test_urls_download_verified_and_the_paper_file_fails_offline_with_directions
         det.resolve("x101", tmp_path / "cache")
     msg = str(err.value)
     assert url in msg and str(tmp_path / "cache" / filename) in msg and "by hand" in msg
+
+
+def test_detectron_weights_refuse_torchvision_pixel_scaling():
+    """Caffe2 weights read 0-255 pixels (std 1); torchvision's default std (0.229, 0.224,
+    0.225) would scale their inputs down by 0.226 × 255 ≈ 58: refused, naming both keys."""
+    imagenet_scaling = {k: v for k, v in SMALL.items() if k not in ("image_mean", "image_std")}
+    with pytest.raises(ValueError, match=r"'image_mean' and 'image_std' .* about 58× off scale"):
+        ModelConfig.preset("slim", init="detectron:x101", **imagenet_scaling)
+    with pytest.raises(ValueError, match="image_std"):
+        ModelConfig.preset("slim", init="detectron:x101", **{**SMALL, "image_std": (0.02,) * 3})
+    assert (
+        ModelConfig.preset("slim", init="detectron:x101", **SMALL).image_std == SMALL["image_std"]
+    )
+    assert ModelConfig.preset("slim", init="imagenet", **imagenet_scaling).image_std[0] == 0.229

@@ -97,7 +97,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_architecture_options(
         g,
         "slim: ResNet-18 FPN with narrow heads, trains on a laptop CPU (default); paper: "
-        "ResNeXt-101 64x4d FPN from ImageNet weights, as in the paper (GPU)",
+        "the authors' ResNeXt-101 64x4d FPN, from ImageNet weights (GPU; the paper starts from "
+        "COCO weights: --init detectron:x101, with Caffe2's image_mean/image_std in --config "
+        "as config/paper.yaml sets them)",
         "initial weights: none (random), imagenet (backbone), coco (torchvision's COCO Mask "
         "R-CNN, resnet50 only), detectron:x101 (the paper's Detectron COCO X-101 FPN; or "
         "detectron:PATH_OR_URL of a Detectron Mask R-CNN FPN .pkl; set image_mean/image_std "

@@ -22,6 +22,12 @@ def is_detectron(init: str) -> bool:
     return init.startswith(DETECTRON_PREFIX)
 
 
+#: Caffe2 (Detectron) weights read 0-255 pixels minus a mean with std 1: in our 0-1 units an
+#: image_std of 1/255. A std this many times larger feeds them inputs that much off scale.
+CAFFE2_STD = 1 / 255
+CAFFE2_STD_TOLERANCE = 2.0
+
+
 #: How pixel values become the model's 0..1 input (see nuclei_pa.engine.tensors).
 INTENSITY_MODES = ("fixed", "percentile")
 
@@ -202,6 +208,17 @@ def _validate(cfg: ModelConfig) -> None:
         )
     if cfg.norm == "gn" and (cfg.init in ("imagenet", "coco") or is_detectron(cfg.init)):
         raise bad("norm", "'frozen_bn' or 'auto' with pretrained weights (trained with batch norm)")
+    if is_detectron(cfg.init) and not all(
+        CAFFE2_STD / CAFFE2_STD_TOLERANCE <= s <= CAFFE2_STD * CAFFE2_STD_TOLERANCE
+        for s in cfg.image_std
+    ):
+        off = sum(cfg.image_std) / len(cfg.image_std) / CAFFE2_STD
+        raise ValueError(
+            f"model settings 'image_mean' and 'image_std' must be Caffe2's scaling with init "
+            f"{cfg.init!r}: image_std 1/255 (0.00392157) and image_mean the pixel mean / 255 in "
+            "RGB order (Detectron's: 0.481458, 0.454692, 0.403843), as config/paper.yaml sets; "
+            f"image_std {cfg.image_std!r} would feed its weights inputs about {off:.0f}× off scale"
+        )
     if not 0 <= cfg.trainable_layers <= 5:
         raise bad("trainable_layers", "between 0 and 5")
     if cfg.init == "none" and cfg.trainable_layers < 5:
@@ -283,7 +300,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The paper's model as the authors' configuration builds it (github.com/feng-lab/nuclei,
     # configs/nuclei/*_da_pt.yaml and their code; README "Paper fidelity" lists every item).
-    # torchvision has COCO weights for resnet50 only, so the backbone starts from ImageNet.
+    # The paper starts from Detectron's COCO Mask R-CNN X-101 (init "detectron:x101", with
+    # Caffe2's image_mean/image_std; config/paper.yaml sets all three). This preset alone starts
+    # from torchvision's ImageNet backbone, which needs no Detectron download and suits
+    # torchvision's default mean and std (torchvision has COCO weights for resnet50 only).
     "paper": {
         "backbone": "resnext101_64x4d",
         "init": "imagenet",
