@@ -234,7 +234,6 @@ def test_predict_folder_writes_labels_and_a_readable_coco(tiny_split, tmp_path):
 
 
 def test_predictions_score_perfectly_in_the_evaluator(tiny_split, tmp_path):
-    pytest.importorskip("nuclei_pa.eval.matching")
     from nuclei_pa.eval.folders import evaluate
 
     out = tmp_path / "pred"

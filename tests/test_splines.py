@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -147,9 +145,6 @@ def test_mean_iou_on_realistic_nucleus_masks():
     assert min(counts) >= 4 and max(counts) <= 40
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("nuclei_pa.data.synth") is None, reason="no synthetic generator"
-)
 def test_mean_iou_on_synthetic_images():
     from nuclei_pa.data.synth import SynthConfig, generate_image
 
