@@ -15,7 +15,16 @@ from typing import Any
 
 from nuclei_pa.errors import ConfigError
 
-__all__ = ["ConfigError", "Dataset", "Model", "Plan", "Sweep", "TrainSet", "build_plan"]
+__all__ = [
+    "MODEL_INIT",
+    "ConfigError",
+    "Dataset",
+    "Model",
+    "Plan",
+    "Sweep",
+    "TrainSet",
+    "build_plan",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,12 @@ class Model:
     def checkpoints(self) -> list[int]:
         every = int(self.train["checkpoint_every"])
         return list(range(every, self.iterations + 1, every))
+
+    @property
+    def pretrained(self) -> str | None:
+        """The plan's model whose final checkpoint starts this one (``init: model:<name>``)."""
+        init = str(self.model.get("init", ""))
+        return init.removeprefix(MODEL_INIT) if init.startswith(MODEL_INIT) else None
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,10 @@ class Plan:
 
 
 DATASET_KINDS = ("synth", "download", "folder")
+
+#: ``model.init`` prefix naming another model of the plan: its final checkpoint (same seed)
+#: starts this one, so a pretraining run (e.g. on synthetic nuclei) is a cached workflow output.
+MODEL_INIT = "model:"
 
 
 def _check_folder(name: str, spec: Any) -> tuple[list[str], list[str]]:
@@ -300,6 +319,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             f"models.{name}.train", base_train, m.get("train", {})
         )
         models[name] = Model(name, ts, variant, test, model_cfg, train_cfg)
+    _check_pretraining(models)
     sweep = _sweep(config.get("sweep"), datasets, trainsets, models, base_model, base_train)
     report = dict(_mapping(config.get("report", {}), "report"))
     for key in ("table1", "figure4"):
@@ -344,6 +364,22 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
         seeds,
         sweep,
     )
+
+
+def _check_pretraining(models: Mapping[str, Model]) -> None:
+    """``init: model:<name>`` must name another model of the plan, without a cycle."""
+    for name, model in models.items():
+        seen, current = [name], model.pretrained
+        while current is not None:
+            if current not in models:
+                raise ConfigError(
+                    f"models.{name}.model.init", f"names missing model {current!r} ({MODEL_INIT})"
+                )
+            if current in seen:
+                chain = " -> ".join([*seen, current])
+                raise ConfigError(f"models.{name}.model.init", f"pretraining cycle: {chain}")
+            seen.append(current)
+            current = models[current].pretrained
 
 
 def _sweep(

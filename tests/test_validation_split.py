@@ -3,6 +3,8 @@ so that test images only report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -189,3 +191,70 @@ def test_kumar_reads_images_beside_label_images(tmp_path):
     ]
     with pytest.raises(InputError, match="27 listed image"):
         plan_folder(kumar_spec(tmp_path))  # a partial copy is never taken for the benchmark
+
+
+# --- pretraining as a workflow output ---------------------------------------------------------
+
+
+def _pretrain_config(init_a: str, init_b: str | None = None) -> dict:
+    models = {
+        "A-pa": {"trainset": "S", "variant": "pa", "model": {"init": init_a}},
+        "B-pa": {"trainset": "S", "variant": "pa"},
+    }
+    if init_b is not None:
+        models["B-pa"]["model"] = {"init": init_b}
+    return {
+        "datasets": {"dh": {}},
+        "trainsets": {"S": {"dataset": "dh"}},
+        "models": models,
+    }
+
+
+def test_a_model_can_start_from_another_models_final_checkpoint():
+    plan = build_plan(_pretrain_config("model:B-pa"))
+    assert plan.models["A-pa"].pretrained == "B-pa"
+    assert plan.models["B-pa"].pretrained is None
+
+
+@pytest.mark.parametrize(
+    ("init_a", "init_b", "problem"),
+    [
+        ("model:C-pa", None, "names missing model 'C-pa' (model:)"),
+        ("model:B-pa", "model:A-pa", "pretraining cycle: A-pa -> B-pa -> A-pa"),
+        ("model:A-pa", None, "pretraining cycle: A-pa -> A-pa"),
+    ],
+)
+def test_a_pretraining_chain_that_cannot_run_names_the_key(init_a, init_b, problem):
+    with pytest.raises(ConfigError) as err:
+        build_plan(_pretrain_config(init_a, init_b))
+    assert err.value.key == "models.A-pa.model.init"
+    assert err.value.problem == problem
+
+
+def test_the_workflow_trains_the_pretrained_model_first(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    config = _pretrain_config("model:B-pa")
+    config["datasets"]["dh"] = {"synth": {"n_train": 2, "n_test": 1}}
+    config["results"] = str(tmp_path / "results")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    target = tmp_path / "results" / "models" / "A-pa" / "seed0" / "checkpoints"
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile")),
+            *("-n", "--configfile", str(tmp_path / "c.yaml"), "--cores", "1", str(target)),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    jobs = out.stdout.split("rule train:")[1:]
+    a_job = next(j for j in jobs if "model=A-pa" in j)
+    b_checkpoints = tmp_path / "results" / "models" / "B-pa" / "seed0" / "checkpoints"
+    assert str(b_checkpoints) in a_job.split("output:")[0]  # B trains before A starts

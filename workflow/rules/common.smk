@@ -43,6 +43,18 @@ def trainset_input(trainset, seed):
     )
 
 
+def pretrained_input(model, seed):
+    """The checkpoints of the model that starts ``model`` (``init: model:<name>``)."""
+    other = PLAN.models[model].pretrained
+    return [] if other is None else [run_dir("models", other, seed, "checkpoints")]
+
+
+def pretrained_iteration(model):
+    """The final checkpoint's iteration of the model that starts ``model``, or None."""
+    other = PLAN.models[model].pretrained
+    return None if other is None else PLAN.models[other].checkpoints[-1]
+
+
 def run_dir(kind, model, seed=FIRST_SEED, *parts):
     """models/… or eval/… of one model's run with one seed."""
     return R(kind, model, f"seed{seed}", *parts)

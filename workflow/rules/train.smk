@@ -7,7 +7,8 @@
 
 rule train:
     input:
-        lambda wc: trainset_input(PLAN.models[wc.model].trainset, wc.seed),
+        data=lambda wc: trainset_input(PLAN.models[wc.model].trainset, wc.seed),
+        pretrained=lambda wc: pretrained_input(wc.model, wc.seed),
     output:
         checkpoints=directory(run_dir("models", "{model}", "{seed}", "checkpoints")),
         log=run_dir("models", "{model}", "{seed}", "train_log.csv"),
@@ -25,6 +26,7 @@ rule train:
     params:
         model=lambda wc: PLAN.models[wc.model],
         seed=lambda wc: int(wc.seed),
+        pretrained_iteration=lambda wc: pretrained_iteration(wc.model),
         train_dir=lambda wc: str(
             PLAN.trainset_dir(PLAN.models[wc.model].trainset, int(wc.seed))
         ),

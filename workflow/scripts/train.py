@@ -12,7 +12,12 @@ from nuclei_pa.model import ModelConfig
 
 redirect_output(snakemake.log[0])
 spec = snakemake.params.model
-model_cfg = ModelConfig.from_dict(spec.model)
+settings = dict(spec.model)
+pretrained = getattr(snakemake.input, "pretrained", [])
+if pretrained:  # init: model:<name> -> that model's final checkpoint
+    final = snakemake.params.pretrained_iteration
+    settings["init"] = str(Path(pretrained[0]) / f"ckpt_{final:06d}.pt")
+model_cfg = ModelConfig.from_dict(settings)
 train_cfg = TrainConfig.from_dict(
     {
         **spec.train,
