@@ -7,6 +7,12 @@ Everything converges on one in-memory form, :class:`Annotation`: an int32 instan
 spline-fit polygons and QuPath GeoJSON (both editable curves, paper Fig. 7), COCO RLE JSON and
 label TIFFs.
 
+Sparse labels as users write them (issue 24) ride on the same object: ``ignore`` (pixels that
+are neither nucleus nor background) and ``region`` (where every nucleus is outlined), read from
+-1 or a chosen value in label images, QuPath classes and ImageJ ROI groups or names
+(:mod:`nuclei_pa.annotate.conventions`), and written back wherever the format has a place for
+them: GeoJSON and ROI sets keep both, a label TIFF keeps the ignored pixels as -1.
+
 Geometry convention (shared with :mod:`nuclei_pa.annotate.splines`): vector coordinates are
 (x, y) pixel corners, x right, y down; a pixel belongs to a shape when its centre lies inside,
 as in ImageJ and QuPath. Where vector shapes overlap, the smaller one keeps the shared pixels
@@ -27,11 +33,12 @@ from typing import Any
 import numpy as np
 from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE, ImagejRoi
 
+from nuclei_pa.annotate.conventions import IGNORE, REGION, Conventions, mask_polygons
 from nuclei_pa.annotate.splines import instance_splines, rasterise, spline_polygon
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path, write_json
 from nuclei_pa.io.coco import coco_document, labels_to_annotations, load_coco
-from nuclei_pa.io.images import read_labels, write_tiff
+from nuclei_pa.io.images import load_raw, read_labels, write_tiff
 from nuclei_pa.io.imagescope import read_imagescope
 from nuclei_pa.io.jsonfile import read_json
 
@@ -84,6 +91,9 @@ class Annotation:
     # unchanged (others: "Nucleus", "annotation"), so a round trip keeps what QuPath users set
     classes: dict[int, str] = field(default_factory=dict)
     object_types: dict[int, str] = field(default_factory=dict)
+    # bool [H, W] or None: areas marked unknown, and fully annotated regions (issue 24)
+    ignore: np.ndarray | None = None
+    region: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         labels = np.asarray(self.labels)
@@ -92,6 +102,13 @@ class Annotation:
         if labels.size and labels.min() < 0:
             raise ValueError("labels must be non-negative")
         self.labels = labels.astype(np.int32, copy=False)
+        for name in ("ignore", "region"):
+            mask = getattr(self, name)
+            if mask is not None:
+                mask = np.asarray(mask, dtype=bool)
+                if mask.shape != labels.shape:
+                    raise ValueError(f"{name} mask {mask.shape} vs labels {labels.shape}")
+                setattr(self, name, mask)
         bad = {s for s in self.source.values() if s not in SOURCES}
         if bad:
             raise ValueError(f"source must be one of {SOURCES}, got {sorted(bad)}")
@@ -161,6 +178,7 @@ def read_annotation(
     image_shape: tuple[int, ...],
     image_name: str | None = None,
     invalid_regions: str = "error",
+    conventions: Conventions | None = None,
 ) -> Annotation:
     """Instances of one image from any supported file, with score/source where stored.
 
@@ -168,20 +186,61 @@ def read_annotation(
     ``BOUNDS_TOLERANCE`` px). ``image_name`` picks the image of a multi-image COCO file by file
     name stem. Vector instances get ids 1..n in file order. ``invalid_regions`` ('error' or
     'skip') says what an ImageScope region that cannot be an outline does (see
-    :mod:`nuclei_pa.io.imagescope`).
+    :mod:`nuclei_pa.io.imagescope`). ``conventions`` says how ignored areas and fully annotated
+    regions are marked (default: -1, ``Ignore*``, ``Region*``).
     """
     path = Path(path)
     shape = (int(image_shape[0]), int(image_shape[1]))
+    conv = conventions or Conventions()
     fmt = detect_format(path)
     if fmt == "labels":
-        return Annotation(read_labels(path, shape))
+        return _read_label_image(path, shape, conv)
     if fmt == "coco":
         return _read_coco(path, shape, image_name)
     if fmt == "imagej":
-        return _read_imagej(path, shape)
+        return _read_imagej(path, shape, conv)
     if fmt == "imagescope":
         return Annotation(read_imagescope(path, shape, invalid_regions))
-    return _read_geojson(path, shape)
+    return _read_geojson(path, shape, conv)
+
+
+def read_region_file(path: str | Path, image_shape: tuple[int, ...]) -> np.ndarray:
+    """A second file per image marking its fully annotated regions: a mask image (non-zero
+    inside) or any vector format (every shape in it a region); overlapping regions merge."""
+    path = Path(path)
+    shape = (int(image_shape[0]), int(image_shape[1]))
+    if detect_format(path) == "labels":
+        return read_labels(path, shape) > 0
+    ann = read_annotation(path, shape)
+    return (ann.labels > 0) | (ann.region if ann.region is not None else False)
+
+
+def _read_label_image(path: Path, shape: tuple[int, int], conv: Conventions) -> Annotation:
+    """A label image whose -1 (and ``conv.ignore_value``) pixels are unknown, not nuclei."""
+    raw = load_raw(path)
+    marked = np.zeros(raw.shape, dtype=bool)
+    if raw.ndim == 2 and np.issubdtype(raw.dtype, np.signedinteger):
+        marked |= raw == -1
+    if conv.ignore_value is not None and raw.ndim == 2:
+        value = conv.ignore_value
+        ids = np.unique(raw[(raw > 0) & (raw != value)]) if raw.size else raw[:0]
+        if (raw == value).any() and ids.size and ids.min() < value < ids.max():
+            raise InputError(
+                path,
+                f"ignore value {value} is also a nucleus id here (ids run {int(ids.min())}.."
+                f"{int(ids.max())}); choose a value outside them",
+            )
+        marked |= raw == value
+    if not marked.any():
+        return Annotation(read_labels(path, shape))
+    if raw.shape != shape:
+        raise InputError(path, f"label image shape {raw.shape} differs from its image's {shape}")
+    if (raw[~marked] < 0).any():
+        raise InputError(path, "label image has negative values other than -1 (ignore)")
+    labels = np.where(marked, 0, raw)
+    if labels.max() > np.iinfo(np.int32).max:
+        raise InputError(path, "label ids exceed the int32 range")
+    return Annotation(labels.astype(np.int32), ignore=marked)
 
 
 def read_annotations(
@@ -207,6 +266,7 @@ class _Shape:
     source: str | None = None
     cls: str | None = None
     object_type: str | None = None
+    kind: str | None = None  # IGNORE or REGION for a marked area, None for a nucleus
 
 
 def _check_bounds(path: Path, what: str, pts: np.ndarray, shape: tuple[int, int]) -> None:
@@ -269,6 +329,22 @@ def _paint(path: Path, shapes: list[_Shape | None], shape: tuple[int, int]) -> A
             ann.classes[i + 1] = s.cls
         if s.object_type is not None:
             ann.object_types[i + 1] = s.object_type
+    return ann
+
+
+def _paint_marked(path: Path, shapes: list[_Shape], shape: tuple[int, int]) -> Annotation:
+    """Nuclei painted as :func:`_paint` does; ignore and region shapes OR-ed into their masks
+    (overlapping regions merge)."""
+    ann = _paint(path, [s for s in shapes if s.kind is None], shape)
+    for kind in (IGNORE, REGION):
+        marked = [s for s in shapes if s.kind == kind]
+        if not marked:
+            continue
+        mask = np.zeros(shape, dtype=bool)
+        for s in marked:
+            h, w = s.mask.shape
+            mask[s.r0 : s.r0 + h, s.c0 : s.c0 + w] |= s.mask
+        setattr(ann, kind, mask)
     return ann
 
 
@@ -355,8 +431,12 @@ def write_coco(path: str | Path, ann: Annotation, image_name: str | None = None)
 
 
 def write_label_tiff(path: str | Path, ann: Annotation) -> None:
-    """The int32 label image as a compressed TIFF (ids kept exactly)."""
-    write_tiff(path, ann.labels.astype(np.int32, copy=False))
+    """The int32 label image as a compressed TIFF (ids kept exactly); ignored pixels that are
+    no nucleus as -1, StarDist's convention. A label image has no place for regions."""
+    labels = ann.labels.astype(np.int32, copy=True)
+    if ann.ignore is not None:
+        labels[ann.ignore & (labels == 0)] = -1
+    write_tiff(path, labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +470,9 @@ def _roi_rings(roi: ImagejRoi) -> list[np.ndarray] | None:
     return [pts]
 
 
-def _roi_shape(path: Path, roi: ImagejRoi, label: str, shape: tuple[int, int]) -> _Shape | None:
+def _roi_shape(
+    path: Path, roi: ImagejRoi, label: str, shape: tuple[int, int], conv: Conventions
+) -> _Shape | None:
     # A ROI tied to a later slice, z-plane or frame outlines something in an image we do not
     # have (ours are 2-D); its channel does not matter, the outline is the same in every one.
     for what, value in (
@@ -424,10 +506,11 @@ def _roi_shape(path: Path, roi: ImagejRoi, label: str, shape: tuple[int, int]) -
         label,
         score=_parse_score(path, f"ROI {label!r}", props.get("score")),
         source=_parse_source(props.get("source"), roi.name or label),
+        kind=conv.kind_of_roi(roi.name or label, int(roi.group)),
     )
 
 
-def _read_imagej(path: Path, shape: tuple[int, int]) -> Annotation:
+def _read_imagej(path: Path, shape: tuple[int, int], conv: Conventions) -> Annotation:
     if not path.is_file():
         raise InputError(path, "file not found")
     entries: list[tuple[str, bytes]] = []
@@ -446,7 +529,7 @@ def _read_imagej(path: Path, shape: tuple[int, int]) -> Annotation:
             raise InputError(path, f"not a readable zip file ({exc})") from exc
     else:
         entries = [(path.name, path.read_bytes())]
-    shapes: list[_Shape | None] = []
+    shapes: list[_Shape] = []
     skipped: list[str] = []
     for entry, data in entries:
         try:
@@ -456,25 +539,65 @@ def _read_imagej(path: Path, shape: tuple[int, int]) -> Annotation:
                 path, f"unreadable ROI {entry!r} ({type(exc).__name__}: {exc})"
             ) from exc
         label = roi.name or Path(entry).stem
-        s = _roi_shape(path, roi, label, shape)
+        s = _roi_shape(path, roi, label, shape, conv)
         if s is None:
             skipped.append(f"{label} ({roi.roitype.name})")
             continue
         shapes.append(s)
     _warn_skipped(path, skipped)
-    return _paint(path, shapes, shape)
+    return _paint_marked(path, shapes, shape)
 
 
 def _argb(rgb: tuple[int, int, int]) -> bytes:
     return bytes((255, *rgb))
 
 
-def write_imagej_rois(path: str | Path, ann: Annotation, **fit_kwargs: Any) -> None:
+def _marked_roi(rings: list[np.ndarray], name: str, group: int) -> ImagejRoi:
+    """One ignored area or region as a ROI: a polygon, or a composite (shape) ROI when it has
+    holes, its rings filled even-odd as ImageJ fills a shape ROI."""
+    if len(rings) == 1:
+        roi = ImagejRoi.frompoints(rings[0][:-1].astype(np.float32), name=name)
+        roi.roitype = ROI_TYPE.POLYGON
+        roi.options = ROI_OPTIONS.SUB_PIXEL_RESOLUTION
+    else:
+        path: list[float] = []
+        for ring in rings:
+            path += [0.0, *ring[0]]
+            for x, y in ring[1:-1]:
+                path += [1.0, x, y]
+            path.append(4.0)
+        allpts = np.vstack(rings)
+        roi = ImagejRoi(name=name)
+        roi.roitype = ROI_TYPE.RECT
+        roi.multi_coordinates = np.asarray(path, dtype=np.float32)
+        roi.shape_roi_size = len(path)
+        roi.left, roi.top = (int(np.floor(v)) for v in allpts.min(axis=0))
+        roi.right, roi.bottom = (int(np.ceil(v)) for v in allpts.max(axis=0))
+    roi.group = group
+    return roi
+
+
+def _marked_parts(ann: Annotation) -> list[tuple[str, list[np.ndarray]]]:
+    """(kind, rings of one polygon) of every ignored area and region, in that order."""
+    out = []
+    for kind in (IGNORE, REGION):
+        mask = getattr(ann, kind)
+        if mask is not None and mask.any():
+            out += [(kind, poly) for poly in mask_polygons(mask)]
+    return out
+
+
+def write_imagej_rois(
+    path: str | Path, ann: Annotation, conventions: Conventions | None = None, **fit_kwargs: Any
+) -> None:
     """Fiji ROI set (.zip): one spline-fit polygon per nucleus, editable by its control points.
 
     ROIs are named ``<source>-<id:04d>`` (e.g. ``proposed-0042``), stroked in the source's
     colour, and carry ``source``/``score`` as ROI properties so a round trip keeps them.
+    Ignored areas and regions follow as exact pixel outlines named ``Ignore-0001`` …
+    ``Region-0001`` … (the configured prefixes), in the configured ROI groups.
     """
+    conv = conventions or Conventions()
     rois = []
     for lab, pts in instance_splines(ann.labels, **fit_kwargs).items():
         src = ann.source_of(lab)
@@ -487,6 +610,11 @@ def write_imagej_rois(path: str | Path, ann: Annotation, **fit_kwargs: Any) -> N
             props["score"] = repr(float(ann.scores[lab]))  # exact round trip
         roi.properties = props
         rois.append(roi)
+    counts = {IGNORE: 0, REGION: 0}
+    for kind, rings in _marked_parts(ann):
+        counts[kind] += 1
+        prefix = conv.ignore_class if kind == IGNORE else conv.region_class
+        rois.append(_marked_roi(rings, f"{prefix}-{counts[kind]:04d}", conv.group(kind)))
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for roi in rois:
             zf.writestr(f"{roi.name}.roi", roi.tobytes())
@@ -571,11 +699,11 @@ def _classification(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def _read_geojson(path: Path, shape: tuple[int, int]) -> Annotation:
+def _read_geojson(path: Path, shape: tuple[int, int], conv: Conventions) -> Annotation:
     data = read_json(path)
     if not _looks_geojson(data):
         raise InputError(path, "not GeoJSON: expected a FeatureCollection or a list of Features")
-    shapes: list[_Shape | None] = []
+    shapes: list[_Shape] = []
     skipped: list[str] = []
     for i, feat in enumerate(_features(path, data)):
         if not isinstance(feat, dict):
@@ -600,6 +728,7 @@ def _read_geojson(path: Path, shape: tuple[int, int]) -> Annotation:
         # Even-odd filling treats holes (inner rings) as holes, and disjoint parts as parts.
         r0, c0, mask = _rasterise_rings(rings, shape)
         score = props.get("score", _measurement(props, "score"))
+        cls = _classification(props.get("classification"))
         shapes.append(
             _Shape(
                 r0,
@@ -608,24 +737,32 @@ def _read_geojson(path: Path, shape: tuple[int, int]) -> Annotation:
                 name,
                 score=_parse_score(path, what, score),
                 source=_parse_source(props.get("source"), name),
-                cls=_classification(props.get("classification")),
+                cls=cls,
                 object_type=str(props["objectType"]) if props.get("objectType") else None,
+                kind=conv.kind_of_class(cls),
             )
         )
     _warn_skipped(path, skipped)
-    return _paint(path, shapes, shape)
+    return _paint_marked(path, shapes, shape)
 
 
 def write_geojson(
-    path: str | Path, ann: Annotation, samples_per_segment: int = 8, **fit_kwargs: Any
+    path: str | Path,
+    ann: Annotation,
+    samples_per_segment: int = 8,
+    conventions: Conventions | None = None,
+    **fit_kwargs: Any,
 ) -> None:
     """QuPath-importable FeatureCollection: one "Nucleus" annotation per instance.
 
     Geometry is the fitted spline sampled densely as a closed ring (QuPath has no spline type),
     clipped to the image; properties carry ``source``, ``score`` (also as a measurement, which
     QuPath displays), a per-source display colour, and the classification and objectType read
-    from QuPath (default "Nucleus", "annotation"). Objects are unlocked for editing.
+    from QuPath (default "Nucleus", "annotation"). Objects are unlocked for editing. Ignored
+    areas and regions follow as annotations of class ``Ignore*`` and ``Region*`` (or the
+    configured classes), exact pixel outlines with their holes.
     """
+    conv = conventions or Conventions()
     path = Path(path)
     h, w = ann.labels.shape
     features = []
@@ -652,6 +789,26 @@ def write_geojson(
                 "id": str(uuid.uuid5(_UUID_NS, f"{path.stem}/{name}")),
                 "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]},
                 "properties": props,
+            }
+        )
+    counts = {IGNORE: 0, REGION: 0}
+    for kind, rings in _marked_parts(ann):
+        counts[kind] += 1
+        name = f"{kind}-{counts[kind]:04d}"
+        features.append(
+            {
+                "type": "Feature",
+                "id": str(uuid.uuid5(_UUID_NS, f"{path.stem}/{name}")),
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [np.round(r, 3).tolist() for r in rings],
+                },
+                "properties": {
+                    "objectType": "annotation",
+                    "name": name,
+                    "classification": {"name": conv.class_name(kind)},
+                    "isLocked": False,
+                },
             }
         )
     write_json(path, {"type": "FeatureCollection", "features": features})
