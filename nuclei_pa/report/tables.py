@@ -214,10 +214,11 @@ def write_table(
 
 
 def sweep_table(best: pd.DataFrame, runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Best mAP and AJI of each (fraction, variant) of the sweep, mean (and sd) over seeds.
+    """mAP and AJI of each (fraction, variant) of the sweep, mean (and sd) over seeds.
 
-    ``best`` is :func:`~nuclei_pa.report.curves.collect_best` of the sweep's models; ``runs``
-    maps each model to its ``fraction`` and ``variant``.
+    ``best`` has one row per model and seed at the checkpoint reported
+    (:func:`~nuclei_pa.report.curves.read_choices`); ``runs`` maps each model to its
+    ``fraction`` and ``variant``.
     """
     rows = []
     for run in runs:

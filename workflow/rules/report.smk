@@ -228,7 +228,8 @@ rule findings:
 
 rule sweep_report:
     input:
-        curves=curves(list(PLAN.sweep.models.values()) if PLAN.sweep else []),
+        chosen=choices(list(PLAN.sweep.models.values()) if PLAN.sweep else []),
+        tests=chosen_tests(list(PLAN.sweep.models.values()) if PLAN.sweep else []),
     output:
         csv=R("tables", "sweep.csv"),
         md=R("tables", "sweep.md"),
