@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -207,28 +208,26 @@ def main() -> None:
         stop = f"--max-rounds {args.max_rounds}"
 
     need = math.ceil(TARGET * total)
-    print()
     what = (
         f"{len(samples)} tiles of {args.tile} px from {args.images} real Kumar images"
         if args.dataset == "kumar"
         else f"{args.images} images"
     )
     patches = f", {args.crop_size} px patches" if args.crop_size else ""
-    print(
+    report = [
+        f"`python benchmarks/bench_annotator.py {' '.join(sys.argv[1:])}`: "
         f"{what}, {total} true nuclei, {args.fraction:.0%} outlined at the start; "
         f"{args.iterations} iterations per round (batch {args.batch_size}{patches}), warm start, "
-        f"{args.per_image} hand outlines per image and round; stopped: {stop}"
-    )
-    print()
-    print(
+        f"{args.per_image} hand outlines per image and round; stopped: {stop}",
+        "",
         "| round | new proposals | accepted | deleted | outlined by hand | manual outlines so far "
-        "| annotated | by hand to 95 % from here | round time (min) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| annotated | by hand to 95 % from here | round time (min) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         finish = r["manual"] + max(0, need - r["annotated"])
         minutes = f"{r['seconds'] / 60:.1f}" if "seconds" in r else ""
-        print(
+        report.append(
             f"| {r['round']} | {r['new']} | {r['accepted']} | {r['deleted']} | {r['outlined']} "
             f"| {r['manual']} | {r['annotated']} ({r['annotated'] / total:.1%}) | {finish} "
             f"| {minutes} |"
@@ -236,8 +235,10 @@ def main() -> None:
     last = rows[-1]
     finish = last["manual"] + max(0, need - last["annotated"])
     reached = last["annotated"] >= need
-    print()
-    print(
+    best = min(rows, key=lambda r: r["manual"] + max(0, need - r["annotated"]))
+    cheapest = best["manual"] + max(0, need - best["annotated"])
+    report += [
+        "",
         f"95 % annotated ({need} nuclei): "
         + (
             f"reached after {last['round']} rounds"
@@ -245,14 +246,12 @@ def main() -> None:
             else f"not reached in {last['round']} rounds; finishing by hand"
         )
         + f" with {finish} manual outlines, {finish / need:.0%} of the {need} that outlining "
-        f"by hand needs (every nucleus: {total})."
-    )
-    best = min(rows, key=lambda r: r["manual"] + max(0, need - r["annotated"]))
-    cheapest = best["manual"] + max(0, need - best["annotated"])
-    print(
-        f"Cheapest: {best['round']} rounds, then finishing to 95 % by hand: {cheapest} manual "
-        f"outlines ({cheapest / need:.0%} of {need})."
-    )
+        f"by hand needs (every nucleus: {total}). Cheapest: {best['round']} rounds, then "
+        f"finishing to 95 % by hand: {cheapest} manual outlines ({cheapest / need:.0%} of {need}).",
+    ]
+    print()
+    print("\n".join(report))
+    (args.out / "summary.md").write_text("\n".join(report) + "\n")  # tools/readme_results.py
     print(f"wall time: {time.perf_counter() - tic:.0f} s")
     (args.out / "summary.json").write_text(
         json.dumps({"total": total, "rows": rows, "stop": stop}, indent=1)

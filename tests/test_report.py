@@ -162,3 +162,32 @@ def test_examples_figure_png_and_pdf(tmp_path):
         np.random.default_rng(0).random((32, 32)), truth, {"model": truth.copy()}, paths
     )
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+
+
+def test_readme_blocks_are_copied_from_benchmark_output_files(tmp_path):
+    """tools/readme_results.py --annotator: each run's summary.md, in order, between the
+    README's markers; the text around them stays as it was."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_results", Path(__file__).resolve().parents[1] / "tools" / "readme_results.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs = []
+    for name, table in (("synth", "| 0 | 210 |"), ("kumar", "| 0 | 219 |")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "summary.md").write_text(f"`{name} command`: data\n\n{table}\n")
+        runs.append(run)
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- annotator:start -->\nold 406\n<!-- annotator:end -->\nafter\n")
+    tool.replace_block(readme, tool.ANNOTATOR_START, tool.ANNOTATOR_END, tool.annotator_block(runs))
+    assert readme.read_text() == (
+        "before\n<!-- annotator:start -->\n`synth command`: data\n\n| 0 | 210 |\n\n"
+        "`kumar command`: data\n\n| 0 | 219 |\n<!-- annotator:end -->\nafter\n"
+    )
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="markers"):
+        tool.replace_block(readme, tool.ANNOTATOR_START, tool.ANNOTATOR_END, "x")
