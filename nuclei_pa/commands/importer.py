@@ -13,6 +13,11 @@ annotations: one COCO JSON for every image, or a folder with one file per image 
 image's stem: instance label TIFF/PNG, ImageJ/Fiji ROI set (.zip/.roi), QuPath GeoJSON or
 Aperio ImageScope XML. The workflow's `folder` dataset kind takes the same settings.
 
+sparse labels: -1 in a signed label image (or --ignore-value) marks pixels that are neither
+nucleus nor background; QuPath annotations of class Ignore* / Region* (or --ignore-class /
+--region-class) and ImageJ ROIs so named or in --ignore-group / --region-group mark unlabelled
+areas and fully annotated regions; --regions names a folder with a second file per image.
+
 examples:
   nuclei-pa import data/images --annotations data/labels -o data/mine --test-fraction 0.3
   nuclei-pa import he/images --annotations he/xml -o data/he --test-glob 'TCGA-E2*' \\
@@ -65,10 +70,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="error",
         help="ImageScope regions with < 3 vertices or outside the image (default: error)",
     )
+    sparse = p.add_argument_group("sparse labels (unknown areas, fully annotated regions)")
+    sparse.add_argument("--ignore-value", type=int, metavar="V", help="label value meaning unknown")
+    sparse.add_argument("--ignore-class", metavar="NAME", help="class/ROI name prefix: unknown")
+    sparse.add_argument("--region-class", metavar="NAME", help="class/ROI name prefix: region")
+    sparse.add_argument("--ignore-group", type=int, metavar="G", help="ImageJ ROI group: unknown")
+    sparse.add_argument("--region-group", type=int, metavar="G", help="ImageJ ROI group: region")
+    sparse.add_argument("--regions", type=Path, metavar="DIR", help="a region file per image")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from nuclei_pa.annotate.conventions import Conventions
     from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
@@ -92,11 +105,15 @@ def run(args: argparse.Namespace) -> int:
                 "allow_missing": args.allow_missing,
                 "only_listed": args.only_listed,
                 "invalid_regions": args.invalid_regions,
+                "sparse": {
+                    k: getattr(args, k) for k in Conventions.KEYS if getattr(args, k) is not None
+                },
+                "regions": args.regions,
             }
         )
         counts = write_folder_dataset(spec, args.out, source=str(args.images))
     except ConfigError as exc:
-        option = "--" + exc.key.replace("_", "-").replace(".", "-")
+        option = "--" + exc.key.removeprefix("sparse.").replace("_", "-").replace(".", "-")
         raise InputError(None, f"{option}: {exc.problem}") from exc
     for split, c in counts.items():
         print(f"{args.out / split}: {c['images']} images, {c['instances']} nuclei")

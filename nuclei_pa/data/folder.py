@@ -21,6 +21,13 @@ Matching rules (one place, so every caller agrees):
   With ``only_listed`` images (and annotation files) the metadata does not name are skipped, with
   a log line: a public archive holding more than the benchmark's images.
 
+Sparse labels (issue 24): ``sparse`` says how the files mark unknown areas and fully annotated
+regions (:class:`~nuclei_pa.annotate.conventions.Conventions`: -1 or ``ignore_value`` in label
+images, QuPath classes, ImageJ ROI groups or names), and ``regions`` is an optional folder with
+a second file per image (same stem) whose shapes or non-zero pixels are fully annotated
+regions. Both land in :class:`~nuclei_pa.io.dataset.Sample` and the split's masks. A class or
+group configured for regions or ignored areas that no annotation file uses is an error.
+
 Everything is located and checked before any pixel is read, and the two splits are written into
 one atomically renamed folder, so bad input leaves no partial output.
 """
@@ -37,11 +44,13 @@ from typing import Any
 
 import numpy as np
 
+from nuclei_pa.annotate.conventions import Conventions
 from nuclei_pa.annotate.formats import (
     ANNOTATION_SUFFIXES,
     VECTOR_SUFFIXES,
     detect_format,
     read_annotation,
+    read_region_file,
 )
 from nuclei_pa.data.convert_common import IMAGE_SUFFIXES, index_by_stem, load_image
 from nuclei_pa.errors import ConfigError, InputError
@@ -96,6 +105,8 @@ class FolderSpec:
     allow_missing: bool = False
     only_listed: bool = False
     invalid_regions: str = "error"  # ImageScope regions that cannot be outlines: error | skip
+    sparse: Conventions = field(default_factory=Conventions)  # how unknown, full areas are marked
+    regions: Path | None = None  # a folder with a second file per image: its full regions
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> FolderSpec:
@@ -109,6 +120,8 @@ class FolderSpec:
             "allow_missing",
             "only_listed",
             "invalid_regions",
+            "sparse",
+            "regions",
         }
         for key in data:
             if key not in known:
@@ -149,7 +162,18 @@ class FolderSpec:
             allow_missing=bool(data.get("allow_missing", False)),
             only_listed=bool(data.get("only_listed", False)),
             invalid_regions=invalid,
+            sparse=_conventions(data.get("sparse")),
+            regions=None if data.get("regions") is None else Path(data["regions"]),
         )
+
+
+def _conventions(data: Any) -> Conventions:
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError("sparse", f"expected a mapping, got {type(data).__name__}")
+    try:
+        return Conventions.from_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"sparse.{exc.key}", exc.problem) from exc
 
 
 @dataclass(frozen=True)
@@ -368,17 +392,55 @@ def plan_folder(spec: FolderSpec) -> FolderPlan:
 # reading and writing
 
 
-def read_entry(entry: Entry, spec: FolderSpec) -> Sample:
-    """Read one image and its annotations into a :class:`Sample`."""
+def read_entry(entry: Entry, spec: FolderSpec, seen: set[str] | None = None) -> Sample:
+    """Read one image and its annotations into a :class:`Sample`; ``seen`` collects the QuPath
+    classes met and which marks ('ignore', 'region') were found, for :func:`check_marks_found`.
+    """
     image = load_image(entry.image, channel=spec.channel)
     fmt = detect_format(entry.annotations)
-    labels = read_annotation(
+    ann = read_annotation(
         entry.annotations,
         image.shape,
         image_name=entry.image.name if fmt == "coco" else None,
         invalid_regions=spec.invalid_regions,
-    ).labels
-    return Sample(entry.name, image, labels, dict(entry.meta))
+        conventions=spec.sparse,
+    )
+    region = ann.region
+    if spec.regions is not None:
+        found = [
+            p
+            for p in sorted(spec.regions.glob(f"{entry.name}.*"))
+            if p.suffix.lower() in ANNOTATION_SUFFIXES
+        ]
+        if len(found) > 1:
+            raise InputError(found[1], f"{entry.name} has several region files ({found[0].name})")
+        if found:
+            more = read_region_file(found[0], image.shape)
+            region = more if region is None else region | more  # overlapping regions merge
+    if seen is not None:
+        seen.update(f"class {c}" for c in ann.classes.values())
+        seen.update(k for k, m in (("ignore", ann.ignore), ("region", region)) if m is not None)
+    return Sample(entry.name, image, ann.labels, dict(entry.meta), ann.ignore, region)
+
+
+def check_marks_found(spec: FolderSpec, seen: set[str]) -> None:
+    """A region or ignore class (or ImageJ group) set in ``sparse`` that no file uses is a
+    typo, not a dataset without regions: say so, naming the annotations and what was found."""
+    default = Conventions()
+    for kind, cls, group in (
+        ("region", spec.sparse.region_class, spec.sparse.region_group),
+        ("ignore", spec.sparse.ignore_class, spec.sparse.ignore_group),
+    ):
+        configured = cls != getattr(default, f"{kind}_class") or group is not None
+        if not configured or kind in seen:
+            continue
+        what = f"class {cls!r}" + (f" or ROI group {group}" if group is not None else "")
+        classes = sorted(c.removeprefix("class ") for c in seen if c.startswith("class "))
+        raise InputError(
+            spec.annotations,
+            f"{kind} {what} (sparse.{kind}_class) names no annotation in any file; "
+            f"classes found: {', '.join(classes) or 'none'}",
+        )
 
 
 def write_folder_dataset(
@@ -395,13 +457,16 @@ def write_folder_dataset(
         )
     log.info("%s: %s", spec.images, plan.summary())
 
+    seen: set[str] = set()
+
     def samples(entries: list[Entry]) -> Iterator[Sample]:
         for e in entries:
-            yield read_entry(e, spec)
+            yield read_entry(e, spec, seen)
 
     counts = {}
     with atomic_dir(out_dir) as tmp:
         for split, entries in (("train", plan.train), ("test", plan.test)):
             if entries:  # an evaluation-only import has no training split
                 counts[split] = write_split(tmp / split, samples(entries), split=split, **info)
+        check_marks_found(spec, seen)  # inside: a failure leaves no output
     return counts
