@@ -349,8 +349,8 @@ def by_iteration(runs: Sequence[pd.DataFrame], metric: str) -> tuple[np.ndarray,
     return np.asarray(common), np.stack(stacks)
 
 
-def curve_change(values: np.ndarray) -> np.ndarray:
-    """Late − early per seed and image, from values [seeds, iterations, images].
+def early_late(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(early, late) per seed and image, from values [seeds, iterations, images].
 
     Early is the mean over the first half of the checkpoints, late over the last half (the
     middle one of an odd count in neither): a trend over the whole curve, as the paper reads its
@@ -358,10 +358,17 @@ def curve_change(values: np.ndarray) -> np.ndarray:
     """
     half = values.shape[1] // 2
     if half == 0:
-        return np.full((values.shape[0], values.shape[2]), np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        nan = np.full((values.shape[0], values.shape[2]), np.nan)
+        return nan, nan
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an image NaN at every checkpoint
-        return np.nanmean(values[:, -half:], axis=1) - np.nanmean(values[:, :half], axis=1)
+        return np.nanmean(values[:, :half], axis=1), np.nanmean(values[:, -half:], axis=1)
+
+
+def curve_change(values: np.ndarray) -> np.ndarray:
+    """Late − early (:func:`early_late`) per seed and image."""
+    early, late = early_late(values)
+    return late - early
 
 
 def rising_contrast(
@@ -378,16 +385,12 @@ def rising_contrast(
     early on; the contrast asks whether pa keeps finding nuclei the baseline learns to miss."""
     (it_pa, v_pa), (it_b, v_b) = by_iteration(pa_runs, metric), by_iteration(baseline_runs, metric)
     d_pa, d_b = curve_change(v_pa), curve_change(v_b)
-    interval = compare_means(d_pa, d_b, "difference", N_RESAMPLES)
-    if min(len(it_pa), len(it_b)) < 2:
-        interval = Interval(float("nan"), float("nan"), float("nan"))
+    interval = compare_means(d_pa, d_b, "difference", N_RESAMPLES)  # NaN: < 2 checkpoints
 
     def course(name: str, iterations: np.ndarray, values: np.ndarray) -> str:
-        half = len(iterations) // 2
-        if half == 0:
+        if len(iterations) < 2:
             return f"{name} one checkpoint"
-        early = point_mean(values[:, :half].mean(axis=1))
-        late = point_mean(values[:, -half:].mean(axis=1))
+        early, late = (point_mean(v) for v in early_late(values))
         return f"{name} {early:.3f} → {late:.3f}"
 
     detail = f"{course(pa, it_pa, v_pa)} vs {course(baseline, it_b, v_b)}"
