@@ -342,3 +342,17 @@ def test_kumar_zip_is_pinned_to_the_checksum_torch_em_publishes():
     (remote,) = REGISTRY["kumar"].files
     assert remote.sha256 == "25d3d3185bb2970b397cafa72eb664c9b4d24294aee382e7e3df9885affce742"
     assert "1ZgqFJomqQGNnsx7w7QBzQQMVA16lbVCA" in remote.url  # the file torch_em pins it for
+
+
+def test_a_zip_declaring_a_huge_size_is_refused_from_its_directory(tmp_path, monkeypatch):
+    """A 1-byte member whose central-directory entry claims 4,000,000,000 bytes: refused from
+    the declared size alone, before anything is read or written."""
+    archive = make_zip(tmp_path / "liar.zip", {"a.txt": b"x"})
+    data = bytearray(archive.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # central directory header; uncompressed size at +24
+    data[entry + 24 : entry + 28] = (4_000_000_000).to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 1 << 30)
+    with pytest.raises(InputError, match=r"liar\.zip: would unpack to 4000000000 bytes"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "a.txt").exists()
