@@ -42,8 +42,10 @@ class Dataset:
 class TrainSet:
     name: str
     dataset: str
-    derive: str | None = None  # None | "remove" | "crop"
+    derive: str | None = None  # None | "remove" | "crop" | "regions"
     fraction: float = 1.0
+    count: int = 1  # regions: regions per image
+    outside_fraction: float = 0.0  # regions: share of the nuclei outside them kept
 
 
 @dataclass(frozen=True)
@@ -283,16 +285,27 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
                 f"names missing dataset {t.get('dataset')!r}; known: {sorted(datasets)}",
             )
         derive = t.get("derive")
-        if derive not in (None, "remove", "crop"):
+        if derive not in (None, "remove", "crop", "regions"):
             raise ConfigError(
-                f"trainsets.{name}.derive", f"expected 'remove' or 'crop', got {derive!r}"
+                f"trainsets.{name}.derive",
+                f"expected 'remove', 'crop' or 'regions', got {derive!r}",
             )
+        count, outside = t.get("count", 1), float(t.get("outside_fraction", 0.0))
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"trainsets.{name}.count", f"expected an integer ≥ 1, got {count!r}")
+        if not 0.0 <= outside <= 1.0:
+            raise ConfigError(
+                f"trainsets.{name}.outside_fraction", f"expected a number in [0, 1], got {outside}"
+            )
+        if derive != "regions" and ("count" in t or "outside_fraction" in t):
+            key = "count" if "count" in t else "outside_fraction"
+            raise ConfigError(f"trainsets.{name}.{key}", "only for derive: regions")
         fraction = float(t.get("fraction", 1.0))
         if not 0.0 < fraction <= 1.0:
             raise ConfigError(
                 f"trainsets.{name}.fraction", f"expected a number in (0, 1], got {fraction}"
             )
-        trainsets[name] = TrainSet(name, t["dataset"], derive, fraction)
+        trainsets[name] = TrainSet(name, t["dataset"], derive, fraction, count, outside)
     base_model = _mapping(config.get("model", {}), "model")
     base_train = _mapping(config.get("train", {}), "train")
     models = {}

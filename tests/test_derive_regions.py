@@ -83,3 +83,38 @@ def test_cli_writes_regions_and_prints_the_effort(tiny_split, tmp_path, capsys):
     assert "6 fully annotated regions" in printed and "regions × 2" in printed
     assert main([*args, "--count", "0"]) == 2
     assert "--count must be ≥ 1" in capsys.readouterr().err
+
+
+def _plan_config(**trainset):
+    import yaml
+
+    from tests.test_workflow import ROOT
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    dataset = next(iter(cfg["datasets"]))
+    cfg["trainsets"]["R25"] = {"dataset": dataset, **trainset}
+    return cfg
+
+
+def test_workflow_trainsets_take_regions():
+    from nuclei_pa.experiments import build_plan
+
+    plan = build_plan(_plan_config(derive="regions", fraction=0.25, count=4, outside_fraction=0.1))
+    ts = plan.trainsets["R25"]
+    assert (ts.derive, ts.fraction, ts.count, ts.outside_fraction) == ("regions", 0.25, 4, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("trainset", "key"),
+    [
+        ({"derive": "regions", "count": 0}, "trainsets.R25.count"),
+        ({"derive": "regions", "outside_fraction": 2}, "trainsets.R25.outside_fraction"),
+        ({"derive": "remove", "count": 3}, "trainsets.R25.count"),
+    ],
+)
+def test_bad_region_trainsets_name_the_key(trainset, key):
+    from nuclei_pa.errors import ConfigError
+    from nuclei_pa.experiments import build_plan
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_plan(_plan_config(**trainset))
