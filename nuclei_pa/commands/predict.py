@@ -1,4 +1,10 @@
-"""``nuclei-pa predict``: segment images with a trained checkpoint."""
+"""``nuclei-pa predict``: segment images — and whole slides — with a trained checkpoint.
+
+Slides go through the same command rather than a subcommand of their own: a user with a
+checkpoint runs ``nuclei-pa predict`` on whatever they have, with the same thresholds; a slide
+(by suffix, or a TIFF holding a pyramid) just gets slide outputs, OUT/<name>.geojson for QuPath
+and OUT/<name>.csv, streamed and resumable (:mod:`nuclei_pa.slide`).
+"""
 
 from __future__ import annotations
 
@@ -29,15 +35,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "scores, readable by 'nuclei-pa evaluate' and pycocotools). Overlapping masks are "
         "resolved by score, each nucleus is then dilated by a 3×3 square into background (the "
         "paper's post-processing). Images larger than --tile-size are predicted in overlapping "
-        "tiles stitched without duplicated or cut nuclei.",
+        "tiles stitched without duplicated or cut nuclei. Whole slides (.svs, .ndpi, .scn, .bif, "
+        ".ome.tif, pyramidal .tif) are read tile by tile at --mpp or --level, background skipped, "
+        "and written as OUT/<name>.geojson (QuPath detections, score as a measurement) and "
+        "OUT/<name>.csv (centroid in level-0 pixels and µm, area in µm², score) as they go; "
+        "a killed run resumes where it stopped when rerun with the same settings.",
     )
     p.add_argument(
         "images",
         nargs="+",
         type=Path,
         metavar="IMAGES",
-        help="image files (.tif/.tiff/.png/.jpg) and/or folders of images (a split folder is "
-        "used through its images/); outputs are named by file stem",
+        help="image files (.tif/.tiff/.png/.jpg), folders of images (a split folder is "
+        "used through its images/) and/or whole slides; outputs are named by file stem",
     )
     p.add_argument(
         "--checkpoint", type=Path, required=True, help="model checkpoint (.pt) from nuclei-pa train"
@@ -81,6 +91,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:1, … "
         "(default %(default)s)",
     )
+    slides = p.add_argument_group("whole slides")
+    res = slides.add_mutually_exclusive_group()
+    res.add_argument(
+        "--mpp",
+        type=float,
+        help="predict slides at this many µm per pixel (the level nearest it, resampled; the "
+        "slide must carry its resolution); default: the full resolution",
+    )
+    res.add_argument("--level", type=int, help="predict slides at this pyramid level (0 = full)")
+    slides.add_argument(
+        "--no-tissue-mask",
+        dest="tissue",
+        action="store_false",
+        help="predict every tile, not only those with tissue in a low-level saturation mask",
+    )
+    slides.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore an interrupted run's checkpoint and start the slide afresh",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     p.set_defaults(run=run)
 
@@ -99,11 +129,22 @@ def run(args: argparse.Namespace) -> int:
             None, f"--tile-overlap {args.tile_overlap} must be below --tile-size {args.tile_size}"
         )
 
+    from nuclei_pa.slide.reader import is_slide
+
+    slides = [p for p in args.images if is_slide(p)]
+    images = [p for p in args.images if p not in slides]
+    if slides:
+        run_slides(args, slides)
+    elif args.mpp is not None or args.level is not None:
+        raise InputError(None, "--mpp and --level apply to whole slides; none was given")
+    if not images:
+        return 0
+
     from nuclei_pa.engine.predict import predict_folder
 
     summary = predict_folder(
         args.checkpoint,
-        args.images,
+        images,
         args.out,
         score_threshold=args.score_threshold,
         mask_threshold=args.mask_threshold,
@@ -117,3 +158,49 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{args.out}: {summary['instances']} nuclei in {summary['images']} images")
     return 0
+
+
+def run_slides(args: argparse.Namespace, slides: list[Path]) -> None:
+    """Every slide into OUT/<stem>.geojson + .csv; all are checked before the model loads."""
+    from nuclei_pa.slide.reader import Slide
+
+    if not args.tile_size:
+        raise InputError(None, "--tile-size must be > 0 for whole slides")
+    seen: dict[str, Path] = {}
+    for path in slides:
+        if path.stem in seen:
+            raise InputError(path, f"same name as {seen[path.stem]}; outputs are named by stem")
+        seen[path.stem] = path
+        with Slide(path) as slide:  # bad slide, level or µm/px: fail before loading a model
+            slide.plane(mpp=args.mpp, level=args.level)
+
+    from nuclei_pa.engine import predict as engine
+    from nuclei_pa.slide.predictors import ModelPredictor
+    from nuclei_pa.slide.stream import predict_slide
+
+    model = engine.load_model(args.checkpoint, args.device)
+    params = {
+        "score_threshold": args.score_threshold,
+        "mask_threshold": args.mask_threshold,
+        "min_area": args.min_area,
+        "dilate": args.dilate,
+    }
+    for path in slides:
+        out = args.out / f"{path.stem}.geojson"
+        summary = predict_slide(
+            path,
+            out,
+            lambda pixels: ModelPredictor(model, pixels, **params),
+            mpp=args.mpp,
+            level=args.level,
+            tile_size=args.tile_size,
+            tile_overlap=args.tile_overlap,
+            tissue=args.tissue,
+            restart=args.restart,
+            progress=not args.quiet,
+        )
+        if not args.quiet:
+            print(
+                f"{out}: {summary['nuclei']} nuclei, {summary['tissue_tiles']} of "
+                f"{summary['tiles']} tiles with tissue, {summary['tiles_per_s']:.2f} tiles/s"
+            )

@@ -1,10 +1,13 @@
 """Whole-slide reading through ``tiffslide``, at any resolution the pyramid can give.
 
 Why tiffslide rather than openslide-python + openslide-bin (both install from PyPI): it is pure
-Python on tifffile + zarr, which this project already depends on for its images, so it brings no
-native library; it reads Aperio SVS, Hamamatsu NDPI, generic pyramidal TIFF and OME-TIFF, Leica
-SCN and Ventana BIF; and its levels are zarr arrays read tile by tile, nothing cached beyond the
-tiles a region touches. Its gap is MIRAX (.mrxs), which is not TIFF; that is refused by name.
+Python on tifffile (+ zarr), which this project already depends on for its images, so it brings
+no native library; it reads Aperio SVS, Hamamatsu NDPI, generic pyramidal TIFF and OME-TIFF,
+Leica SCN and Ventana BIF. Its gap is MIRAX (.mrxs), which is not TIFF; that is refused by name.
+tiffslide finds the pyramid and the resolution; the tiles a region touches are then read and
+decoded here, one by one through tifffile, so a missing tile (byte count 0, which zarr would
+silently fill with black) or a corrupt one is reported by its level and position, and nothing
+is cached or decoded in background threads.
 
 A :class:`Plane` is the image the model sees: the slide at the requested µm/px (or pyramid
 level), taken from the finest level that is not finer than needed and resampled from there.
@@ -78,14 +81,18 @@ class Slide:
             dims = self._slide.level_dimensions
             self.downsamples = tuple(float(d) for d in self._slide.level_downsamples)
             props = self._slide.properties
-            self._levels = [self._slide.zarr_group[str(i)] for i in range(len(dims))]
+            series = self._slide.ts_tifffile.series[props.get("tiffslide.series-index", 0)]
+            self._pages = [series.levels[i].keyframe for i in range(len(dims))]
         except Exception as exc:  # tifffile/zarr raise many types for a file that is no slide
             raise InputError(
                 self.path, f"not a readable slide ({type(exc).__name__}: {exc})"
             ) from None
         self.sizes = tuple((int(h), int(w)) for w, h in dims)  # (height, width) per level
-        if self._levels[0].ndim != 3 or self._levels[0].shape[-1] not in (3, 4):
-            raise InputError(self.path, f"not an RGB slide (level 0 shape {self._levels[0].shape})")
+        for i, page in enumerate(self._pages):
+            if page.shaped[-1] not in (3, 4) or page.planarconfig != 1 or page.shaped[1] != 1:
+                raise InputError(
+                    self.path, f"level {i} is not interleaved RGB (shape {page.shape})"
+                )
         mpp = props.get("tiffslide.mpp-x")
         self.mpp = float(mpp) if mpp else None
 
@@ -100,15 +107,43 @@ class Slide:
 
     def read(self, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """RGB uint8 pixels [y0, y1) × [x0, x1) of ``level`` (clipped to it by the caller)."""
-        try:
-            arr = np.asarray(self._levels[level][y0:y1, x0:x1])
-        except Exception as exc:
-            raise InputError(
-                self.path,
-                f"cannot read level {level} region y {y0}:{y1}, x {x0}:{x1} "
-                f"(missing or corrupt tile? {type(exc).__name__}: {exc})",
-            ) from None
-        return np.ascontiguousarray(arr[..., :3])
+        page = self._pages[level]
+        th, tw = page.chunks[:2]
+        cols = -(-page.imagewidth // tw)  # tiles (or 1 strip) per row
+        args: dict = {"_fullsize": page.is_tiled}
+        if page.compression in (6, 7, 34892, 33007):  # JPEG: tables live outside the tiles
+            args |= {"jpegtables": page.jpegtables, "jpegheader": page.jpegheader}
+        out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+        fh = self._slide.ts_tifffile.filehandle
+        for ty in range(y0 // th, (y1 - 1) // th + 1):
+            for tx in range(x0 // tw, (x1 - 1) // tw + 1):
+                index = ty * cols + tx
+                where = f"level {level} tile {index} (row {ty}, column {tx})"
+                try:
+                    offset, count = page.dataoffsets[index], page.databytecounts[index]
+                except IndexError:
+                    raise InputError(self.path, f"{where} is missing") from None
+                if not count:
+                    raise InputError(self.path, f"{where} is missing (0 bytes)")
+                try:
+                    with fh.lock:
+                        fh.seek(offset)
+                        data = fh.read(count)
+                    tile, _, _ = page.decode(data, index, **args)
+                except Exception as exc:  # codecs raise their own types
+                    raise InputError(
+                        self.path, f"{where} is unreadable ({type(exc).__name__}: {exc})"
+                    ) from None
+                if tile is None or len(data) < count:
+                    raise InputError(self.path, f"{where} is truncated")
+                tile = tile.reshape(tile.shape[-3:])  # (length, width, samples)
+                ty0, tx0 = ty * th, tx * tw
+                ya, yb = max(y0, ty0), min(y1, ty0 + tile.shape[0])
+                xa, xb = max(x0, tx0), min(x1, tx0 + tile.shape[1])
+                out[ya - y0 : yb - y0, xa - x0 : xb - x0] = tile[
+                    ya - ty0 : yb - ty0, xa - tx0 : xb - tx0, :3
+                ]
+        return out
 
     def plane(self, *, mpp: float | None = None, level: int | None = None) -> Plane:
         """The plane at ``mpp`` µm/px or at pyramid ``level`` (neither: level 0)."""
