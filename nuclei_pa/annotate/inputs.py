@@ -6,6 +6,11 @@ there is a single image, or a previous round's folder. In a round folder the use
 review file of their choice in place; the digests in its ``round.json`` tell which one, and
 images nobody touched are read from the round's exact state.
 
+Areas the annotator marked unknown and fully annotated regions (issue 24: -1 in a label image,
+QuPath ``Ignore*`` / ``Region*`` classes, ImageJ ROIs so named) come along per image; a round
+keeps them beside its exact state (``state/ignore/``, ``state/regions/``), so an image nobody
+touched keeps its marks too.
+
 Spline formats are lossy: re-fitting the rasterised outline of a spline each round would shrink
 an untouched nucleus by about 1 % of its area per round. So when a ROI set or GeoJSON comes
 from a round folder, every instance the user left untouched — it rasterises exactly as the file
@@ -39,6 +44,7 @@ from nuclei_pa.annotate.layout import (
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.errors import InputError
 from nuclei_pa.eval.matching import overlap_table
+from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR, read_mask
 from nuclei_pa.io.images import list_images, read_image
 
 __all__ = ["Corrections", "list_session_images", "read_corrections", "restore_untouched"]
@@ -50,6 +56,22 @@ class Corrections:
 
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
+    # per image stem, where present: areas marked unknown, fully annotated regions (bool masks)
+    ignore: dict[str, np.ndarray] = field(default_factory=dict)
+    region: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def keep_marks(self, stem: str, ann: Annotation) -> None:
+        """Remember ``ann``'s ignore and region masks as ``stem``'s."""
+        for name in ("ignore", "region"):
+            mask = getattr(ann, name)
+            if mask is not None:
+                getattr(self, name)[stem] = mask
+
+    def annotation(self, stem: str) -> Annotation:
+        """``stem``'s instances as the annotator's (source "human"), with its marks."""
+        ann = Annotation.from_labels(self.labels[stem])
+        ann.ignore, ann.region = self.ignore.get(stem), self.region.get(stem)
+        return ann
 
 
 def list_session_images(images: str | Path) -> list[ImageRef]:
@@ -95,7 +117,17 @@ def read_corrections(path: str | Path, refs: list[ImageRef]) -> Corrections:
         else:
             out.labels[ref.stem] = ann.labels
         out.origin[ref.stem] = str(file)
+        out.keep_marks(ref.stem, ann)
     return out
+
+
+def state_marks(folder: Path, ref: ImageRef) -> Annotation:
+    """The ignore and region masks a round kept of ``ref`` (an empty annotation holding them)."""
+    state = folder / "state"
+    ann = Annotation(np.zeros(ref.shape, dtype=np.int32))
+    ann.ignore = read_mask(state / IGNORE_DIR / f"{ref.stem}.tif", ref.shape)
+    ann.region = read_mask(state / REGIONS_DIR / f"{ref.stem}.tif", ref.shape)
+    return ann
 
 
 def _read(file: Path, ref: ImageRef) -> Annotation:
@@ -165,12 +197,16 @@ def _read_round_folder(folder: Path, refs: list[ImageRef]) -> Corrections:
             )
         if coco_edited:
             changed = [COCO_FILE]
+        if not changed or changed[0] == COCO_FILE:  # COCO has no place for the marks
+            out.keep_marks(ref.stem, state_marks(folder, ref))
         if not changed:
             out.labels[ref.stem] = exact[ref.stem].labels
             out.origin[ref.stem] = f"{folder / 'state' / 'output.json'} (unchanged)"
             continue
         file = folder / changed[0]
         ann = _read(file, ref)
+        if changed[0] != COCO_FILE:  # what the annotator left in the file they edited
+            out.keep_marks(ref.stem, ann)
         labels = ann.labels
         if file.suffix in (".zip", ".geojson"):
             labels = restore_untouched(labels, exact[ref.stem], file.suffix)

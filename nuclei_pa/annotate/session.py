@@ -57,7 +57,8 @@ from nuclei_pa.engine.predict import DEFAULTS as PREDICT_DEFAULTS
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_dir, write_json, write_text
 from nuclei_pa.io.coco import coco_document, labels_to_annotations
-from nuclei_pa.io.images import read_image
+from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR
+from nuclei_pa.io.images import read_image, write_tiff
 from nuclei_pa.model import ModelConfig
 
 __all__ = [
@@ -220,7 +221,7 @@ def run_round(
         read_state_document(prev / "state" / "rejected.json") if prev is not None else {}
     )
     model_cfg = _round_model(round_no, prev, prev_record, model_cfg)
-    human = {s: Annotation.from_labels(corrections.labels[s]) for s in shapes}
+    human = {s: corrections.annotation(s) for s in shapes}  # with its ignore and region marks
     if not any(a.ids for a in human.values()):
         raise InputError(annotations, "holds no annotated nucleus to learn from")
 
@@ -283,6 +284,7 @@ def run_round(
             tmp / "state" / "output.json",
             instances_document(refs, anns, with_label=True, round=round_no),
         )
+        _write_marks(tmp / "state", refs, anns)
         write_json(tmp / "state" / "rejected.json", _rejected_document(refs, rejected_docs))
         files = editable_files([r.stem for r in refs])
         record["files"] = {str(rel): digest(tmp / rel) for rel in files}
@@ -385,14 +387,21 @@ def _train(
 
     doc = instances_document(refs, human, description="nuclei-pa annotate: training set")
     text = json.dumps(doc, indent=1) + "\n"
+    marks = hashlib.sha256()  # the ignore and region masks are inputs too
+    for ref in refs:
+        for mask in (human[ref.stem].ignore, human[ref.stem].region):
+            marks.update(b"-" if mask is None else np.packbits(mask).tobytes())
     key = hashlib.sha256(
         json.dumps(
-            [text, model_cfg.to_dict(), train_cfg.to_dict()], sort_keys=True, default=str
+            [text, marks.hexdigest(), model_cfg.to_dict(), train_cfg.to_dict()],
+            sort_keys=True,
+            default=str,
         ).encode()
     ).hexdigest()
     key_file = work / "inputs.sha256"
     if not key_file.is_file() or key_file.read_text().strip() != key:
         shutil.rmtree(work, ignore_errors=True)  # other inputs: start the round afresh
+    _write_marks(work, refs, human)  # beside train.json, where the training data looks
     write_text(work / "train.json", text)
     write_text(key_file, key + "\n")
     return train(
@@ -403,6 +412,16 @@ def _train(
         resume=True,
         progress=progress,
     )
+
+
+def _write_marks(folder: Path, refs: list[ImageRef], anns: dict[str, Annotation]) -> None:
+    """Each image's ignore and region masks as ``folder/ignore/<image>.tif`` and
+    ``folder/regions/<image>.tif`` (the split layout's), where it has them."""
+    for ref in refs:
+        ann = anns[ref.stem]
+        for sub, mask in ((IGNORE_DIR, ann.ignore), (REGIONS_DIR, ann.region)):
+            if mask is not None:
+                write_tiff(folder / sub / f"{Path(ref.name).stem}.tif", mask.astype(np.uint8))
 
 
 def _propose(
@@ -451,6 +470,9 @@ def _propose(
             rejected = list(masks_by_round(records, ref.shape).values())
             shown, n_suppressed = suppress_rejected(merged, rejected)
             shown = _compact(shown)
+            # the annotator's marks stay in the review files, to edit with the nuclei
+            shown.ignore = corrections.ignore.get(ref.stem)
+            shown.region = corrections.region.get(ref.stem)
             anns[ref.stem] = shown
             props = [i for i in shown.ids if shown.source_of(i) == "proposed"]
             scores += [shown.scores[i] for i in props if i in shown.scores]

@@ -303,10 +303,12 @@ class NucleusDataset(Dataset):
 
 
 def _mask_paths(folder: str | Path | None, file_name: str) -> tuple[Path | None, Path | None]:
-    """The split's ignore and region masks of ``file_name``, each None when absent."""
+    """The ignore and region masks of image ``file_name`` (``<stem>.tif`` in ``ignore/`` and
+    ``regions/`` of ``folder``), each None when absent."""
     if folder is None:
         return None, None
-    paths = (Path(folder) / sub / file_name for sub in (IGNORE_DIR, REGIONS_DIR))
+    name = f"{Path(file_name).stem}.tif"
+    paths = (Path(folder) / sub / name for sub in (IGNORE_DIR, REGIONS_DIR))
     return tuple(p if p.is_file() else None for p in paths)  # type: ignore[return-value]
 
 
@@ -384,8 +386,8 @@ def open_dataset(
     if reference is not None and Path(reference).is_dir():
         reference = Path(reference) / "annotations.json"
     if isinstance(data, tuple | list):
-        images_dir, annotations = data
-        return NucleusDataset(images_dir, annotations, reference)
+        images_dir, annotations = data  # masks, if any, beside the COCO file, as in a split
+        return NucleusDataset(images_dir, annotations, reference, Path(annotations).parent)
     return NucleusDataset.from_split(data, reference)
 
 
