@@ -19,7 +19,7 @@ import torch
 from nuclei_pa.cli import main
 from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine import checkpoint as ckpt
-from nuclei_pa.engine.train import train_model
+from nuclei_pa.engine.train import train_model, uses_bf16
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.dataset import Sample, write_split
 from nuclei_pa.model import ModelConfig
@@ -316,6 +316,27 @@ def test_cosine_learning_rate_reaches_the_log_and_binds_a_resume(data, tmp_path)
     torch.save(state, path)
     with pytest.raises(InputError, match="lr_schedule='constant', now 'cosine'"):
         train(data, tmp_path / "r", tiny_model(), quick(6, 2, lr=0.02), progress=False)
+
+
+def test_bf16_autocast_trains_float32_weights_and_binds_a_resume(data, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="'amp' must be one of auto, bf16, off"):
+        TrainConfig(amp="fp16")
+    cpu = torch.device("cpu")
+    assert uses_bf16("bf16", cpu) and not uses_bf16("off", cpu)
+    assert not uses_bf16("auto", torch.device("cuda"))  # GPUs: only when asked for
+    for amx, avx512_bf16 in ((True, False), (False, True), (False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        assert uses_bf16("auto", cpu) == (amx or avx512_bf16)
+    monkeypatch.undo()
+    result = train_model(
+        data, tmp_path / "r", tiny_model(), quick(2, 2, amp="bf16"), progress=False
+    )
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    log = pd.read_csv(tmp_path / "r" / "train_log.csv")
+    assert np.isfinite(log["loss"]).all() and len(log) == 2
+    with pytest.raises(InputError, match="amp='bf16', now 'off'"):
+        train(data, tmp_path / "r", tiny_model(), quick(4, 2, amp="off"), progress=False)
 
 
 def test_warm_up_and_bias_groups_follow_detectron(data, tmp_path):

@@ -89,6 +89,9 @@ class NucleusDataset(Dataset):
     background.
     """
 
+    #: Keep decoded pixels and masks (False: decode them per patch, as before; benchmarks).
+    keep_decoded: bool = True
+
     def __init__(
         self,
         images_dir: str | Path,
@@ -235,7 +238,7 @@ class NucleusDataset(Dataset):
         if index in self._pixels:
             return self._pixels[index]
         pixels = read_image(self.items[index].path)
-        if self._cached_bytes + pixels.nbytes <= CACHE_BYTES:
+        if self.keep_decoded and self._cached_bytes + pixels.nbytes <= CACHE_BYTES:
             self._pixels[index] = pixels
             self._cached_bytes += pixels.nbytes
         return pixels
@@ -253,7 +256,7 @@ class NucleusDataset(Dataset):
             else:
                 box = full[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
                 cut[k] = (int(rows[0]), int(cols[0]), np.ascontiguousarray(box))
-        return cut[k]
+        return cut[k] if self.keep_decoded else cut.pop(k)
 
     def _window_masks(self, index: int, window: Window, whole: bool = False) -> np.ndarray:
         """Masks of the instances in ``window``, clipped to it; empty ones dropped, and slivers

@@ -1,21 +1,77 @@
 """Score every checkpoint of a training run on a fully annotated test split: its learning curve.
 
-One process loads the test split once and each checkpoint in turn, which on a CPU is most of
-the cost saved compared with one process per checkpoint (interpreter, torch, and model start).
+The test split is read and decoded once (images, their intensity levels and ground-truth labels
+kept in memory), and each checkpoint's predictions are scored in memory as they come: no label
+image or COCO file is written and read back per checkpoint. The metrics are those of
+``nuclei-pa predict`` followed by ``nuclei-pa evaluate`` on the same images, exactly.
 """
 
 from __future__ import annotations
 
-import tempfile
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
-from nuclei_pa.engine.predict import load_model, predict_folder
-from nuclei_pa.eval.folders import checkpoint_csv, evaluate, summarise, summary_path, write_csv
+from nuclei_pa.engine.predict import load_model, predict_image, resolve_images
+from nuclei_pa.errors import InputError
+from nuclei_pa.eval.folders import (
+    COLUMNS,
+    LabelSource,
+    checkpoint_csv,
+    summarise,
+    summary_path,
+    write_csv,
+)
+from nuclei_pa.eval.matching import image_metrics
 from nuclei_pa.io.atomic import atomic_dir
+from nuclei_pa.io.images import read_image
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    """A test split's images and ground-truth labels, by name, decoded once."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    names: tuple[str, ...]
+    images: tuple[np.ndarray, ...]
+    labels: tuple[np.ndarray, ...]
+
+    @classmethod
+    def read(cls, test_dir: str | Path) -> TestSplit:
+        """``test_dir/images`` and the label images of ``test_dir/labels``, every ground-truth
+        image with its image (an image without ground truth is left out)."""
+        test_dir = Path(test_dir)
+        gt = LabelSource(test_dir)
+        paths = {p.stem: p for p in resolve_images(test_dir / "images")}
+        names = gt.names()
+        missing = [n for n in names if n not in paths]
+        if missing:
+            raise InputError(
+                test_dir / "images",
+                f"no image for {len(missing)} ground-truth label image(s), e.g. {missing[0]!r}",
+            )
+        extra = len(paths) - len(names)
+        if extra:
+            print(f"note: {extra} test image(s) without ground truth left out", file=sys.stderr)
+        images = tuple(read_image(paths[n]) for n in names)
+        labels = tuple(gt.get(n, im.shape[:2]) for n, im in zip(names, images, strict=True))
+        return cls(tuple(names), images, labels)
+
+    def score(self, model: torch.nn.Module) -> pd.DataFrame:
+        """Per-image metrics (:data:`~nuclei_pa.eval.folders.COLUMNS`) of ``model``'s
+        predictions at the prediction defaults."""
+        rows = []
+        for name, image, truth in zip(self.names, self.images, self.labels, strict=True):
+            pred, _ = predict_image(model, image, device=None)
+            rows.append({"image": name, **image_metrics(truth, pred).as_dict()})
+        return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def evaluate_checkpoints(
@@ -24,19 +80,22 @@ def evaluate_checkpoints(
     out_dir: str | Path,
     device: str = "auto",
     progress: bool = True,
+    *,
+    test: TestSplit | None = None,
 ) -> pd.DataFrame:
     """Per-image metrics of each checkpoint, written to ``out_dir`` (:func:`checkpoint_csv`, and
-    its ``.summary.csv``) all at once, and the learning curve (one row per iteration) returned."""
-    test_dir = Path(test_dir)
+    its ``.summary.csv``) all at once, and the learning curve (one row per iteration) returned.
+
+    ``test``: the split already read (:meth:`TestSplit.read` of ``test_dir``), for a caller
+    scoring several runs on one split."""
+    test = TestSplit.read(test_dir) if test is None else test
     rows = []
     with atomic_dir(out_dir) as tmp_out:
         for iteration, path in tqdm(
             sorted(checkpoints.items()), desc="checkpoints", disable=not progress
         ):
             model = load_model(path, device)
-            with tempfile.TemporaryDirectory() as pred:
-                predict_folder(model, test_dir / "images", pred, device=device, progress=False)
-                per_image = evaluate(test_dir, Path(pred) / "labels")
+            per_image = test.score(model)
             summary = summarise(per_image)
             csv = checkpoint_csv(tmp_out, iteration)
             write_csv(per_image, csv)
