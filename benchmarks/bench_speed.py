@@ -7,12 +7,13 @@ Data: real H&E (``../shared/data/monuseg-train``) and fluorescence (the first 40
 cut to ``--test-images``), and the demo's synthetic DH set (192 px; its 35 test images).
 
 Training: the slim model, batch 2, 256-px patches, one thread, no loader processes (the demo's
-settings). *Before* restores the earlier behaviour through switches: float32 throughout
-(``amp: off``) and every patch's image re-read and its masks re-decoded
-(``NucleusDataset.keep_decoded = False``); *now* is the current default with ``--amp`` (the
-default config's ``auto``). Blocks of ``--iterations`` alternate between the two, so whatever
-else the machine does weighs on both alike; the ratio is of the median seconds per iteration
-(``train_log.csv``, data loading included; each block's first two iterations left out).
+settings). *Before* restores the earlier behaviour through a switch: every patch's image
+re-read and its masks re-decoded (``NucleusDataset.keep_decoded = False``); *now* is the
+current default (float32); *now+bf16* adds the opt-in ``amp: bf16``, timed where this CPU has
+bfloat16 matrix units (``--bf16 auto``; ``yes`` forces it). Blocks of ``--iterations``
+alternate between the arms, so whatever else the machine does weighs on all alike; the ratios
+are of the median seconds per iteration to *before*'s (``train_log.csv``, data loading
+included; each block's first two iterations left out).
 
 Evaluation: the checkpoints of the last *now* block, scored on ``--test-images`` test images
 by the earlier code (per checkpoint: predict into a folder of label images and COCO file, read
@@ -38,7 +39,9 @@ from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine.data import NucleusDataset
 from nuclei_pa.engine.evaluate import evaluate_checkpoints
 from nuclei_pa.engine.predict import load_model, predict_folder
+from nuclei_pa.engine.train import uses_bf16
 from nuclei_pa.eval.folders import evaluate, read_checkpoint_csvs, write_csv
+from nuclei_pa.io.images import read_image
 from nuclei_pa.model import ModelConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -80,9 +83,10 @@ def prepare(name: str, limit: int | None, test_images: int | None, root: Path) -
     return out
 
 
-def train_block(data: Path, out: Path, args: argparse.Namespace, now: bool, seed: int) -> list:
-    """Seconds per iteration of one block (its first two iterations left out)."""
-    NucleusDataset.keep_decoded = now
+def train_block(data: Path, out: Path, args: argparse.Namespace, kind: str, seed: int) -> list:
+    """Seconds per iteration of one block of ``kind`` (before, now, now+bf16), its first two
+    iterations left out."""
+    NucleusDataset.keep_decoded = kind != "before"
     cfg = TrainConfig(
         iterations=args.iterations,
         batch_size=2,
@@ -91,7 +95,7 @@ def train_block(data: Path, out: Path, args: argparse.Namespace, now: bool, seed
         threads=1,
         num_workers=0,
         seed=seed,
-        amp=args.amp if now else "off",
+        amp="bf16" if kind == "now+bf16" else "off",
     )
     try:
         train(data / "train", out, ModelConfig.preset("slim"), cfg, progress=False)
@@ -119,12 +123,25 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=8, help="per training block")
     parser.add_argument("--blocks", type=int, default=2, help="blocks of each, alternating")
     parser.add_argument("--test-images", type=int, default=4)
-    parser.add_argument("--amp", default="auto", help="the amp setting of 'now' (auto, bf16, off)")
+    parser.add_argument(
+        "--bf16", choices=["auto", "yes", "no"], default="auto", help="also time amp: bf16"
+    )
     parser.add_argument("--sets", nargs="+", choices=[v[0] for v in SETS.values()])
     args = parser.parse_args()
     torch.set_num_threads(1)
     cores = os.cpu_count()
-    print(f"{cores} cores, torch {torch.__version__}, amp now: {args.amp}; one thread each")
+    bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and uses_bf16("auto", torch.device("cpu")))
+    kinds = ["before", "now", "now+bf16"] if bf16 else ["before", "now"]
+    print(f"{cores} cores, torch {torch.__version__}; one thread each; arms: {', '.join(kinds)}")
+    lzw = SHARED / "kumar-partial" / "images" / "TCGA-50-5931-01Z-00-DX1.tif"
+    if lzw.is_file():  # was a timing assertion in tests/test_io_images.py
+        read_image(lzw)  # warm the file cache and the codec
+        times = []
+        for _ in range(5):
+            tic = time.perf_counter()
+            read_image(lzw)
+            times.append(time.perf_counter() - tic)
+        print(f"reading a 1000 px LZW H&E TIFF: {statistics.median(times):.3f} s (median of 5)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for label, (name, limit) in SETS.items():
@@ -132,15 +149,18 @@ def main() -> None:
                 continue
             data = prepare(name, limit, args.test_images, tmp)
             n_test = len(list((data / "test" / "labels").iterdir()))
-            seconds: dict[str, list[float]] = {"before": [], "now": []}
+            seconds: dict[str, list[float]] = {k: [] for k in kinds}
             for block in range(args.blocks):
                 for kind in seconds:
                     out = tmp / f"{name}-{kind}{block}"
-                    seconds[kind] += train_block(data, out, args, kind == "now", seed=block)
-            before, now = (statistics.median(seconds[k]) for k in ("before", "now"))
+                    seconds[kind] += train_block(data, out, args, kind, seed=block)
+            median = {k: statistics.median(v) for k, v in seconds.items()}
             print(
-                f"{label}: training {before:.3f} -> {now:.3f} s/iteration (medians of "
-                f"{len(seconds['now'])} iterations each), speed-up x{before / now:.2f}",
+                f"{label}: training s/iteration (medians of {len(seconds['now'])} iterations "
+                "each): "
+                + ", ".join(
+                    f"{k} {v:.3f} (x{median['before'] / v:.2f})" for k, v in median.items()
+                ),
                 flush=True,
             )
             run = tmp / f"{name}-now{args.blocks - 1}"

@@ -7,7 +7,6 @@ within a stated tolerance). The real files in ../shared/data are read in place, 
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -382,14 +381,6 @@ def test_kumar_images_read_as_rgb():
         img = read_image(path)
         assert img.shape == (1000, 1000, 3) and img.dtype == np.uint8, path.name
         assert 30 < img.mean() < 250 and img.std() > 5, path.name  # real H&E, not zeros
-
-
-def test_kumar_lzw_tiff_reads_fast():
-    path = require_real_data("kumar-partial", "images", "TCGA-50-5931-01Z-00-DX1.tif")
-    read_image(path)  # warm the file cache and the codec
-    start = time.perf_counter()
-    read_image(path)
-    assert time.perf_counter() - start < 0.5  # about 0.04 s here; the machine is shared
 
 
 def test_dsb_images_and_labels_agree():

@@ -5,7 +5,6 @@ Windows are (top, left, height, width). Every expected value here can be worked 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -257,10 +256,8 @@ def test_one_training_step_on_a_real_kumar_crop(tmp_path):
     for entry in plan:
         im, target = ds[entry]
         assert im.shape == (3, 128, 128) and len(target["boxes"]) > 0
-    tic = time.perf_counter()
     final = train(
         tmp_path / "s", tmp_path / "run", tiny_model(), quick(1, 1, crop_size=128), progress=False
     )
     log = pd.read_csv(tmp_path / "run" / "train_log.csv")
     assert final.name == "ckpt_000001.pt" and np.isfinite(log["loss"]).all()
-    assert time.perf_counter() - tic < 60
