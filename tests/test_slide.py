@@ -12,6 +12,7 @@ import collections
 import csv
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -309,3 +310,39 @@ def test_missing_tile_is_named(svs, tmp_path):
     with Slide(broken) as slide, pytest.raises(InputError) as err:
         slide.read(1, 0, 10, 0, 10)
     assert str(err.value) == f"{broken}: level 1 tile 0 (row 0, column 0) is missing (0 bytes)"
+
+
+IMAGEJ = Path("/usr/share/java/ij.jar")
+
+
+@pytest.mark.skipif(
+    not (IMAGEJ.is_file() and shutil.which("xvfb-run") and shutil.which("java")),
+    reason="ImageJ is not installed (`make test` installs it: apt-get install imagej xvfb xauth)",
+)
+def test_imagej_opens_a_crops_roi_set(svs, seam_run, tmp_path):
+    """A 600² region across the junction of the four Kumar images, filled by ImageJ itself."""
+    from nuclei_pa.slide.crop import export_crop
+
+    out, _, _ = seam_run
+    ann = export_crop(svs, out, tmp_path, 956, 956, 600, 600)
+    assert len(ann.ids) > 100
+    assert tifffile.imread(tmp_path / "kumar_956_956.tif").shape == (600, 600, 3)
+    macro = Path(__file__).parent / "imagej" / "fill.ijm"
+    arg = f"{tmp_path / 'kumar_956_956.zip'}|{tmp_path / 'ij.tif'}|{tmp_path / 'names.txt'}|600|600"
+    done = subprocess.run(
+        ["xvfb-run", "-a", "java", "-jar", str(IMAGEJ), "-batch", str(macro), arg],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    filled = tifffile.imread(tmp_path / "ij.tif")
+    names = dict(
+        line.split("\t") for line in (tmp_path / "names.txt").read_text().split("\n") if line
+    )
+    assert len(names) == len(ann.ids)  # ImageJ opened every ROI
+    ious = []
+    for value, name in names.items():
+        ours, theirs = ann.labels == int(name.split("-")[1]), filled == int(value)
+        ious.append((ours & theirs).sum() / (ours | theirs).sum())
+    assert np.mean(ious) >= 0.9  # spline outlines of small pixelated masks
