@@ -17,7 +17,8 @@ as JPEG-tiled Aperio SVS pyramids (:mod:`nuclei_pa.slide.mosaic`) in a temporary
 Peers, for comparison (their hardware, their models): HoVer-Net ≈ 2 h per 40× slide, HoverFast
 ≈ 6 min per slide on a GPU (arXiv 2405.14028), HoVer-NeXt 1.8 s per mm² at 0.5 µm/px.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_slide.py            # about 3 minutes on 2 cores
+    OMP_NUM_THREADS=1 python benchmarks/bench_slide.py    # about 5 minutes on 2 shared cores
+    OMP_NUM_THREADS=1 python benchmarks/bench_slide.py --skip throughput model seams  # memory
 """
 
 from __future__ import annotations

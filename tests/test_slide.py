@@ -345,4 +345,4 @@ def test_imagej_opens_a_crops_roi_set(svs, seam_run, tmp_path):
     for value, name in names.items():
         ours, theirs = ann.labels == int(name.split("-")[1]), filled == int(value)
         ious.append((ours & theirs).sum() / (ours | theirs).sum())
-    assert np.mean(ious) >= 0.9  # spline outlines of small pixelated masks
+    assert np.mean(ious) >= 0.9  # spline outlines of small pixelated masks: measured 0.95
