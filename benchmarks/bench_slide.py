@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KUMAR = ROOT.parent / "shared" / "data" / "monuseg-train" / "images"
-CHECKPOINT = ROOT / "results/real-cpu/models/Kumar25-pa/seed0/checkpoints/ckpt_000200.pt"
+CHECKPOINT = ROOT / "results/real-cpu/models/Kumar25-pa/seed0/checkpoints/ckpt_000400.pt"
 
 
 def kumar_images(n: int = 30) -> list[np.ndarray]:
@@ -181,38 +181,47 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip", nargs="*", default=[], help="parts to skip: memory throughput "
                         "model seams")  # fmt: skip
+    parser.add_argument(
+        "--summary", type=Path, help="also write what is printed to this markdown file"
+    )
     args = parser.parse_args()
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text)
+        lines.append(text)
+
     if args.child:
         child(args)
         return
     images = kumar_images()
     cores = len(os.sched_getaffinity(0))
-    print(f"bench_slide: {len(images)} Kumar images, {cores} cores, OMP_NUM_THREADS=1")
+    say(f"bench_slide: {len(images)} Kumar images, {cores} cores, OMP_NUM_THREADS=1")
     with tempfile.TemporaryDirectory(prefix="bench_slide.") as tmp:
         folder = Path(tmp)
         small = folder / "small.svs"
         t = build(small, args.small, images)
         side = args.small * 1000 + 1024
-        print(f"built {side}² slide in {t:.1f} s ({small.stat().st_size / 2**20:.0f} MiB)")
+        say(f"built {side}² slide in {t:.1f} s ({small.stat().st_size / 2**20:.0f} MiB)")
         if "memory" not in args.skip:
             large = folder / "large.svs"
             t = build(large, args.large, images)
             side_l = args.large * 1000 + 1024
-            print(f"built {side_l}² slide in {t:.1f} s ({large.stat().st_size / 2**20:.0f} MiB)")
+            say(f"built {side_l}² slide in {t:.1f} s ({large.stat().st_size / 2**20:.0f} MiB)")
             lv = args.mem_level
             a = run_child(small, folder / "a.geojson", lv, args.tile_size, args.tile_overlap)
             b = run_child(large, folder / "b.geojson", lv, args.tile_size, args.tile_overlap)
             for name, r, s in (("small", a, side), ("large", b, side_l)):
-                print(
+                say(
                     f"memory {name} {s}² slide, level {lv}: {r['tissue_tiles']} tiles, "
                     f"{r['nuclei']} nuclei, {r['tiles_per_s']:.2f} tiles/s, "
                     f"peak RSS {r['peak_rss_mb']:.0f} MB"
                 )
             ratio = b["peak_rss_mb"] / a["peak_rss_mb"]
-            print(f"memory ratio large/small: {ratio:.3f} (target ≤ 1.2; both < 2048 MB)")
+            say(f"memory ratio large/small: {ratio:.3f} (target ≤ 1.2; both < 2048 MB)")
         if "throughput" not in args.skip:
             r = run_child(small, folder / "c.geojson", 0, args.tile_size, args.tile_overlap)
-            print(
+            say(
                 f"classical, {side}² slide at 0.25 µm/px: {r['tissue_tiles']} tiles, "
                 f"{r['nuclei']} nuclei, {r['tiles_per_s']:.2f} tiles/s, "
                 f"{r['seconds'] / r['area_mm2']:.2f} s/mm² (streaming included), "
@@ -224,22 +233,26 @@ def main() -> None:
                 import torch
 
                 dev = "GPU" if torch.cuda.is_available() and args.device != "cpu" else "CPU"
-                print(
+                say(
                     f"model ({args.checkpoint.name}, {dev}), 1024 px tiles at 0.25 µm/px: "
                     f"{m['tiles'] / m['seconds']:.3f} tiles/s, {m['seconds'] / m['mm2']:.1f} "
                     f"s/mm², {m['nuclei']} nuclei in {m['tiles']} tiles"
                 )
             else:
-                print(f"model: no checkpoint at {args.checkpoint}; skipped")
+                say(f"model: no checkpoint at {args.checkpoint}; skipped")
         if "seams" not in args.skip:
             s = seam_agreement(folder, images)
-            print(
+            say(
                 f"seams, 3 × 3 slide in {s['tiles']} tiles of 512 px: {s['stitched']} nuclei "
                 f"stitched vs {s['whole']} whole-image; matched at IoU 0.5: "
                 f"{s['whole_matched']:.4f} of whole, {s['stitched_matched']:.4f} of stitched; "
                 f"duplicated: {s['duplicated']}"
             )
-    print("peers: HoVer-Net ~2 h/slide; HoverFast ~6 min/slide (GPU); HoVer-NeXt 1.8 s/mm²")
+    say("peers: HoVer-Net ~2 h/slide; HoverFast ~6 min/slide (GPU); HoVer-NeXt 1.8 s/mm²")
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        command = "python benchmarks/bench_slide.py " + " ".join(sys.argv[1:])
+        args.summary.write_text(f"`{command}`:\n\n```\n" + "\n".join(lines) + "\n```\n")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python tools/readme_results.py --pa-bench results/bench_pa_real/fluo results/bench_pa_real/kumar
     python tools/readme_results.py --reproducibility results/bench_reproducibility
     python tools/readme_results.py --annotator results/bench_annotator results/bench_annotator_kumar
+    python tools/readme_results.py --slide results/bench_slide/summary.md
 
 Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
 ``results/real-cpu/``, plus Tables 3 and 4 and the run's training speed) into the README
@@ -26,6 +27,7 @@ REAL_START, REAL_END = "<!-- real:start -->", "<!-- real:end -->"
 PA_START, PA_END = "<!-- pa-bench:start -->", "<!-- pa-bench:end -->"
 REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 ANNOTATOR_START, ANNOTATOR_END = "<!-- annotator:start -->", "<!-- annotator:end -->"
+SLIDE_START, SLIDE_END = "<!-- slide:start -->", "<!-- slide:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
@@ -52,6 +54,11 @@ def annotator_block(runs: list[Path]) -> str:
     the rounds' table and what the rounds saved), one after the other."""
     parts = [(run / "summary.md").read_text().strip() for run in runs]
     return ANNOTATOR_START + "\n" + "\n\n".join(parts) + "\n" + ANNOTATOR_END
+
+
+def slide_block(summary: Path) -> str:
+    """What ``benchmarks/bench_slide.py --summary FILE`` printed, with its command."""
+    return SLIDE_START + "\n" + summary.read_text().strip() + "\n" + SLIDE_END
 
 
 def replace_block(readme: Path, start: str, end: str, block: str) -> None:
@@ -176,10 +183,15 @@ def main() -> None:
         metavar="RUN",
         help="bench_annotator.py output folders: the simulated annotator's block",
     )
+    parser.add_argument(
+        "--slide", type=Path, metavar="FILE", help="bench_slide.py --summary output: its block"
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     args = parser.parse_args()
-    if args.pa_bench or args.reproducibility or args.annotator:
+    if args.pa_bench or args.reproducibility or args.annotator or args.slide:
+        if args.slide:
+            replace_block(args.readme, SLIDE_START, SLIDE_END, slide_block(args.slide))
         if args.annotator:
             replace_block(
                 args.readme, ANNOTATOR_START, ANNOTATOR_END, annotator_block(args.annotator)
