@@ -126,33 +126,34 @@ def test_schema_rejects_unknown_keys_and_wrong_types_before_any_job(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_run() -> dict[str, Path]:
-    """Where the tiny workflow test left its report, for the browser test after it."""
-    return {}
+def tiny_run(tmp_path_factory) -> dict:
+    """One run of the tiny workflow (config/test.yaml) and its Snakemake report, shared by the
+    tests that read them, so each of those tests runs alone or in any order."""
+    work = tmp_path_factory.mktemp("tiny") / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "config" / "test.yaml", work / "test.yaml")
+    config = ["--configfile", str(work / "test.yaml"), "--config", f"results={work / 'results'}"]
+    out = snakemake(*config, "--cores", "2", "--quiet", cwd=work, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    results = work / "results"
+    # what the run made (the sweep is a target of its own, outside the report)
+    outputs = [p.name for p in (results / "tables").glob("*.csv")] + [
+        p.name for p in (results / "figures").glob("*.png")
+    ]
+    report = snakemake(*config, "--cores", "1", "--report", str(work / "report.html"), cwd=work)
+    assert report.returncode == 0, report.stderr[-2000:]
+    return {
+        "work": work,
+        "results": results,
+        "config": config,
+        "outputs": outputs,
+        "report": work / "report.html",
+    }
 
 
 @pytest.mark.slow
-def test_tiny_workflow_produces_every_table_and_figure(tmp_path, tiny_run):
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(ROOT / "config" / "test.yaml", work / "test.yaml")
-    out = snakemake(
-        "--configfile",
-        str(work / "test.yaml"),
-        "--config",
-        f"results={work / 'results'}",
-        "--cores",
-        "2",
-        "--quiet",
-        cwd=work,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    results = work / "results"
-    # what the run made (the sweep below is a target of its own, outside the report)
-    tiny_run["outputs"] = [p.name for p in (results / "tables").glob("*.csv")] + [
-        p.name for p in (results / "figures").glob("*.png")
-    ]
+def test_tiny_workflow_produces_every_table_and_figure(tiny_run):
+    work, results, config = tiny_run["work"], tiny_run["results"], tiny_run["config"]
     for name in ("table1", "table2", "table3", "table4"):
         assert (results / "tables" / f"{name}.csv").stat().st_size > 0
         assert (results / "tables" / f"{name}.md").read_text().startswith("## ")
@@ -190,47 +191,15 @@ def test_tiny_workflow_produces_every_table_and_figure(tmp_path, tiny_run):
         for s in (0, 1)
     )
     assert a != b
-    sweep = snakemake(
-        "sweep",
-        "--configfile",
-        str(work / "test.yaml"),
-        "--config",
-        f"results={work / 'results'}",
-        "--cores",
-        "2",
-        cwd=work,
-        timeout=900,
-    )
+    sweep = snakemake("sweep", *config, "--cores", "2", cwd=work, timeout=900)
     assert sweep.returncode == 0, sweep.stderr[-4000:]
     table = (results / "tables" / "sweep.csv").read_text().splitlines()
     assert len(table) == 1 + 2 * 2 and table[0].startswith("fraction,variant,mAP")
     assert (results / "figures" / "sweep.png").stat().st_size > 1000
-    report = snakemake(
-        "--configfile",
-        str(work / "test.yaml"),
-        "--config",
-        f"results={work / 'results'}",
-        "--cores",
-        "1",
-        "--report",
-        str(work / "report.html"),
-        cwd=work,
-    )
-    assert report.returncode == 0, report.stderr[-2000:]
-    html = (work / "report.html").read_text(errors="replace")
+    html = tiny_run["report"].read_text(errors="replace")
     assert "Tables" in html and "Figures" in html and "table1.csv" in html
-    tiny_run["report"] = work / "report.html"
     # a second invocation has nothing left to do
-    again = snakemake(
-        "--configfile",
-        str(work / "test.yaml"),
-        "--config",
-        f"results={work / 'results'}",
-        "-n",
-        "--cores",
-        "2",
-        cwd=work,
-    )
+    again = snakemake(*config, "-n", "--cores", "2", cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -282,8 +251,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
     CHROMIUM is None, reason="Chromium is not installed (`make test` installs it with apt)"
 )
 def test_report_opens_in_a_real_browser_and_lists_every_table_and_figure(tiny_run):
-    if "report" not in tiny_run:
-        pytest.skip("needs the report of test_tiny_workflow_produces_every_table_and_figure")
     out = subprocess.run(
         [
             CHROMIUM,
