@@ -15,6 +15,9 @@ alternate between the arms, so whatever else the machine does weighs on all alik
 are of the median seconds per iteration to *before*'s (``train_log.csv``, data loading
 included; each block's first two iterations left out).
 
+Loading: the median seconds per batch of patches once every image has been seen, before
+and now (the short blocks above are mostly first visits, which both arms decode alike).
+
 Evaluation: the checkpoints of the last *now* block, scored on ``--test-images`` test images
 by the earlier code (per checkpoint: predict into a folder of label images and COCO file, read
 them back, score) and by :func:`~nuclei_pa.engine.evaluate.evaluate_checkpoints` (test split
@@ -36,7 +39,7 @@ import torch
 from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
 from nuclei_pa.data.synth import SynthConfig, synthesize
 from nuclei_pa.engine import TrainConfig, train
-from nuclei_pa.engine.data import NucleusDataset
+from nuclei_pa.engine.data import NucleusDataset, batch_plan, open_dataset
 from nuclei_pa.engine.evaluate import evaluate_checkpoints
 from nuclei_pa.engine.predict import load_model, predict_folder
 from nuclei_pa.engine.train import uses_bf16
@@ -104,6 +107,29 @@ def train_block(data: Path, out: Path, args: argparse.Namespace, kind: str, seed
     return list(pd.read_csv(out / "train_log.csv")["seconds"].iloc[2:])
 
 
+def loading_seconds(data: Path, keep: bool, batches: int = 30) -> float:
+    """Median seconds to load one batch of 2 patches once every image has been seen (a real
+    run's steady state: the demo visits each image dozens of times; a short block above
+    mostly first visits), with or without decoded pixels and masks kept."""
+    NucleusDataset.keep_decoded = keep
+    try:
+        dataset = open_dataset(data / "train")
+        dataset.intensity = ModelConfig.preset("slim").intensity
+        crops = dataset.crop_windows(256)
+        plans = [batch_plan(len(dataset), 2, i, 0, True, crops) for i in range(batches)]
+        for k in range(len(dataset)):  # every image seen once, as after the first epoch
+            dataset[(k, False, False, crops.window(k, 0, 0, 0))]
+        times = []
+        for plan in plans:
+            tic = time.perf_counter()
+            for entry in plan:
+                dataset[entry]
+            times.append(time.perf_counter() - tic)
+    finally:
+        NucleusDataset.keep_decoded = True
+    return statistics.median(times)
+
+
 def evaluate_before(checkpoints: dict[int, Path], test: Path, tmp: Path) -> pd.DataFrame:
     """The earlier evaluate_checkpoints: predictions written to disk per checkpoint, read back."""
     for iteration, path in sorted(checkpoints.items()):
@@ -161,6 +187,12 @@ def main() -> None:
                 + ", ".join(
                     f"{k} {v:.3f} (x{median['before'] / v:.2f})" for k, v in median.items()
                 ),
+                flush=True,
+            )
+            before, now = loading_seconds(data, False), loading_seconds(data, True)
+            print(
+                f"{label}: loading a batch of 2 patches once every image was seen: "
+                f"before {before:.3f} s, now {now:.3f} s",
                 flush=True,
             )
             run = tmp / f"{name}-now{args.blocks - 1}"
