@@ -27,7 +27,7 @@ from nuclei_pa.eval.matching import image_metrics
 from nuclei_pa.io.dataset import read_split
 
 #: Score thresholds tried on validation images (the predictor's default is 0.5).
-SCORE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+SCORE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 @dataclass(frozen=True)

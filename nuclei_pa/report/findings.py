@@ -451,7 +451,7 @@ def findings_markdown(
         f"({N_RESAMPLES} resamples): PASS when the whole interval is on the claim's side of its "
         "threshold, FAIL when it is wholly on the other side, INCONCLUSIVE when it straddles "
         f"it, or when there are fewer than {MIN_TEST_IMAGES} test images. Models are taken at "
-        "their final checkpoint (Table 1 shows the best-mAP one, as the paper); claim 6 "
+        "their final checkpoint (Table 1 shows the validation-chosen one); claim 6 "
         "compares learning curves. Models: "
         + ", ".join(f"{role.replace('_', ' ')} = {name}" for role, name in names.items())
         + ".",
