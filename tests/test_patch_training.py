@@ -166,16 +166,18 @@ def test_crop_then_flip_keeps_image_masks_and_boxes_together(bars, flip_h, flip_
         assert box.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
-def test_each_nucleus_is_decoded_once_per_run_not_once_per_patch(bars, monkeypatch):
+def test_a_crop_decodes_only_its_nuclei_and_each_only_once(bars, monkeypatch):
     from nuclei_pa.engine import data as data_module
 
     calls = []
     real = data_module.decode_segmentation
     monkeypatch.setattr(data_module, "decode_segmentation", lambda *a: calls.append(1) or real(*a))
-    first = bars.load(0, window=(0, 0, 20, 35))  # nucleus 1 only, but both decoded now
-    assert len(calls) == 2
+    first = bars.load(0, window=(0, 0, 20, 35))  # nucleus 1 only: only it is decoded
+    assert len(calls) == 1
     again = bars.load(0, window=(0, 0, 20, 35))
-    bars.load(0, window=(15, 30, 20, 20))  # nucleus 2
+    assert len(calls) == 1
+    bars.load(0, window=(15, 30, 20, 20))  # nucleus 2, for the first time
+    bars.load(0, window=(15, 30, 20, 20))
     assert len(calls) == 2
     assert torch.equal(first[1]["masks"], again[1]["masks"]) and torch.equal(first[0], again[0])
     # without keeping them (the earlier behaviour, for benchmarks): the window's nuclei, each time

@@ -245,7 +245,7 @@ class NucleusDataset(Dataset):
 
     def _instance_mask(self, index: int, k: int) -> tuple[int, int, np.ndarray]:
         """Annotation ``k`` of image ``index`` as (top, left, its mask cut to its pixels' box),
-        decoded once (an empty mask is 0 × 0)."""
+        decoded the first time a window needs it (an empty mask is 0 × 0)."""
         cut = self._cut_masks.setdefault(index, {})
         if k not in cut:
             item = self.items[index]
@@ -270,10 +270,6 @@ class NucleusDataset(Dataset):
             & (boxes[:, 1] < y0 + h + 1)
             & (boxes[:, 3] > y0 - 1)
         )
-        if self.keep_decoded and index not in self._cut_masks:
-            # a run visits every part of every image many times: decode all at the first visit
-            for k in range(len(self.items[index].anns)):
-                self._instance_mask(index, k)
         cut = [self._instance_mask(index, int(k)) for k in np.flatnonzero(meets)]
         masks = np.zeros((len(cut), h, w), dtype=bool)
         for k, (top, left, m) in enumerate(cut):
