@@ -97,7 +97,7 @@ def train_seconds_per_iteration(results: Path) -> float:
     return sum(per_iteration) / len(per_iteration) if per_iteration else float("nan")
 
 
-def real_block(results: Path, wall_minutes: float, cores: int) -> str:
+def real_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
     full = results.resolve()
     where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
     tables = {}
@@ -108,8 +108,9 @@ def real_block(results: Path, wall_minutes: float, cores: int) -> str:
     speed = train_seconds_per_iteration(results)
     return f"""{REAL_START}
 `snakemake --configfile config/real-cpu.yaml --cores {cores}` on a {cores}-core CPU took
-{wall_minutes:.1f} minutes (slim model from scratch, 256-px training patches, batch 2; a training
-iteration took {speed:.2f} s on average on this machine, one thread per job, two jobs at once).
+{wall_minutes:.1f} minutes{conditions} (slim model from scratch, 256-px training patches, batch 2;
+a training iteration took {speed:.2f} s on average on this machine, one thread per job, two
+jobs at once).
 Every model is shown at the checkpoint and score threshold its dataset's validation images
 chose; test images were read only to report.
 
@@ -188,6 +189,9 @@ def main() -> None:
     )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
+    parser.add_argument(
+        "--conditions", default="", help="how the machine was loaded while the run was timed"
+    )
     args = parser.parse_args()
     if args.pa_bench or args.reproducibility or args.annotator or args.slide:
         if args.slide:
@@ -206,14 +210,17 @@ def main() -> None:
         parser.error("--wall-minutes is required (the run's wall-clock time)")
     results = args.results or ROOT / ("results/real-cpu" if args.real else "results")
     start, end = (REAL_START, REAL_END) if args.real else (START, END)
-    make = real_block if args.real else block
     figure = ROOT / "docs" / ("figure4-real.png" if args.real else "figure4.png")
     text = args.readme.read_text()
     if start not in text or end not in text:
         raise SystemExit(f"{args.readme}: markers {start} … {end} not found")
     new = re.sub(
         re.escape(start) + ".*?" + re.escape(end),
-        lambda _: make(results, args.wall_minutes, args.cores),
+        lambda _: (
+            real_block(results, args.wall_minutes, args.cores, args.conditions)
+            if args.real
+            else block(results, args.wall_minutes, args.cores)
+        ),
         text,
         flags=re.S,
     )
