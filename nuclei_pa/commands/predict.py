@@ -166,11 +166,10 @@ def run_slides(args: argparse.Namespace, slides: list[Path]) -> None:
 
     if not args.tile_size:
         raise InputError(None, "--tile-size must be > 0 for whole slides")
-    seen: dict[str, Path] = {}
+    from nuclei_pa.engine.predict import check_unique_stems
+
+    check_unique_stems(slides)
     for path in slides:
-        if path.stem in seen:
-            raise InputError(path, f"same name as {seen[path.stem]}; outputs are named by stem")
-        seen[path.stem] = path
         with Slide(path) as slide:  # bad slide, level or µm/px: fail before loading a model
             slide.plane(mpp=args.mpp, level=args.level)
 

@@ -240,12 +240,17 @@ def resolve_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
             raise InputError(p, "image or folder not found")
     if not paths:
         raise InputError(None, "no images given")
+    check_unique_stems(paths)
+    return paths
+
+
+def check_unique_stems(paths: Sequence[Path]) -> None:
+    """Outputs are named by file stem: two inputs with one stem would overwrite each other."""
     seen: dict[str, Path] = {}
     for p in paths:
         if p.stem in seen:
             raise InputError(p, f"same name as {seen[p.stem]}; outputs are named by file stem")
         seen[p.stem] = p
-    return paths
 
 
 def predict_folder(
