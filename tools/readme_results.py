@@ -6,6 +6,7 @@
     python tools/readme_results.py --reproducibility results/bench_reproducibility
     python tools/readme_results.py --annotator results/bench_annotator results/bench_annotator_kumar
     python tools/readme_results.py --slide results/bench_slide/summary.md
+    python tools/readme_results.py --times 14.1 9.8   # timed make demo, make test (minutes)
 
 Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
 ``results/real-cpu/``, plus Tables 3 and 4 and the run's training speed) into the README
@@ -28,6 +29,7 @@ PA_START, PA_END = "<!-- pa-bench:start -->", "<!-- pa-bench:end -->"
 REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 ANNOTATOR_START, ANNOTATOR_END = "<!-- annotator:start -->", "<!-- annotator:end -->"
 SLIDE_START, SLIDE_END = "<!-- slide:start -->", "<!-- slide:end -->"
+TIMES_START, TIMES_END = "<!-- times:start -->", "<!-- times:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
@@ -54,6 +56,17 @@ def annotator_block(runs: list[Path]) -> str:
     the rounds' table and what the rounds saved), one after the other."""
     parts = [(run / "summary.md").read_text().strip() for run in runs]
     return ANNOTATOR_START + "\n" + "\n\n".join(parts) + "\n" + ANNOTATOR_END
+
+
+def times_block(demo_minutes: float, test_minutes: float, results: Path, cores: int) -> str:
+    """The quick start's two commands, timed on one machine, with that machine's training speed
+    (from the demo run's own benchmark files) so a reader can scale them to theirs."""
+    speed = train_seconds_per_iteration(results)
+    return f"""{TIMES_START}
+Measured on a {cores}-core CPU where a slim training iteration (batch 2, one thread per job, two
+jobs at once) took {speed:.2f} s: `make demo` {demo_minutes:.1f} minutes, `make test`
+{test_minutes:.1f} minutes (both with `.venv` already installed).
+{TIMES_END}"""
 
 
 def slide_block(summary: Path) -> str:
@@ -187,12 +200,29 @@ def main() -> None:
     parser.add_argument(
         "--slide", type=Path, metavar="FILE", help="bench_slide.py --summary output: its block"
     )
+    parser.add_argument(
+        "--times",
+        nargs=2,
+        type=float,
+        metavar=("DEMO_MIN", "TEST_MIN"),
+        help="timed make demo and make test minutes: the quick start's block",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     parser.add_argument(
         "--conditions", default="", help="how the machine was loaded while the run was timed"
     )
     args = parser.parse_args()
+    if args.times:
+        demo, test = args.times
+        replace_block(
+            args.readme,
+            TIMES_START,
+            TIMES_END,
+            times_block(demo, test, ROOT / "results", args.cores),
+        )
+        print(f"updated {args.readme}")
+        return
     if args.pa_bench or args.reproducibility or args.annotator or args.slide:
         if args.slide:
             replace_block(args.readme, SLIDE_START, SLIDE_END, slide_block(args.slide))
