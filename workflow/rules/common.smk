@@ -130,3 +130,39 @@ def sweep_outputs():
         R("figures", "sweep.png"),
         R("figures", "sweep.pdf"),
     ]
+
+
+# Whole slides (rules/slides.smk): the optional `slides` config key.
+
+SLIDES = config.get("slides") or {}
+
+
+def _slide_files():
+    files = [Path(f) for f in SLIDES.get("files", [])]
+    stems = [f.stem for f in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise WorkflowError(f"config key 'slides.files': two slides named {dup[0]!r}")
+    if files and bool(SLIDES.get("model")) == bool(SLIDES.get("checkpoint")):
+        raise WorkflowError(
+            "config key 'slides': give exactly one of 'model' and 'checkpoint'"
+        )
+    if SLIDES.get("model") and SLIDES["model"] not in PLAN.models:
+        raise WorkflowError(f"config key 'slides.model': no model {SLIDES['model']!r}")
+    return {f.stem: str(f) for f in files}
+
+
+SLIDE_FILES = _slide_files()
+
+
+def slide_checkpoint_input():
+    """A checkpoint file, or the checkpoints folder of a configured model (a directory output:
+    Snakemake cannot ask for one file inside it, so the model's training runs first)."""
+    if SLIDES.get("checkpoint"):
+        return SLIDES["checkpoint"]
+    return run_dir("models", SLIDES["model"], FIRST_SEED, "checkpoints")
+
+
+def slide_checkpoint():
+    """The checkpoint file the slides are predicted with."""
+    return SLIDES.get("checkpoint") or final_checkpoint(SLIDES["model"])

@@ -9,30 +9,6 @@
 #
 # A job killed half-way resumes where it stopped when the rule is run again.
 
-SLIDES = config.get("slides") or {}
-
-
-def _slide_files():
-    files = [Path(f) for f in SLIDES.get("files", [])]
-    stems = [f.stem for f in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise WorkflowError(f"config key 'slides.files': two slides named {dup[0]!r}")
-    if files and bool(SLIDES.get("model")) == bool(SLIDES.get("checkpoint")):
-        raise WorkflowError(
-            "config key 'slides': give exactly one of 'model' and 'checkpoint'"
-        )
-    if SLIDES.get("model") and SLIDES["model"] not in PLAN.models:
-        raise WorkflowError(f"config key 'slides.model': no model {SLIDES['model']!r}")
-    return {f.stem: str(f) for f in files}
-
-
-SLIDE_FILES = _slide_files()
-
-
-def slide_checkpoint():
-    return SLIDES.get("checkpoint") or final_checkpoint(SLIDES["model"])
-
 
 rule slides:
     input:
@@ -42,7 +18,7 @@ rule slides:
 rule predict_slide:
     input:
         slide=lambda wc: SLIDE_FILES[wc.slide],
-        checkpoint=lambda wc: slide_checkpoint(),
+        checkpoint=lambda wc: slide_checkpoint_input(),
     output:
         geojson=R("slides", "{slide}.geojson"),
         csv=R("slides", "{slide}.csv"),
@@ -55,6 +31,7 @@ rule predict_slide:
     resources:
         gpu=1,
     params:
+        checkpoint=lambda wc: slide_checkpoint(),
         mpp=SLIDES.get("mpp"),
         level=SLIDES.get("level"),
         tile_size=SLIDES.get("tile_size", 1024),
