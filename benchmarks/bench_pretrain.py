@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import sys
 import time
 from pathlib import Path
 
@@ -69,7 +70,14 @@ def main() -> None:
     args = parser.parse_args()
     out, started = args.out, time.perf_counter()
     train_split = args.train or args.data / "train"
-    common = {"batch_size": 2, "crop_size": 256, "seed": args.seed, "threads": 1}
+    common = {
+        "batch_size": 2,
+        "crop_size": 256,
+        "seed": args.seed,
+        "threads": 1,
+        "num_workers": 0,
+        "lr": 0.01,
+    }  # config/real-cpu.yaml's training settings
     synth_dir = out / f"synth-{args.mode}"
     if not (synth_dir / "train").is_dir():
         synthesize(SynthConfig(mode=args.mode), synth_dir, seed=args.seed)
@@ -125,8 +133,7 @@ def main() -> None:
     best = curve.loc[curve.groupby("start")["map"].idxmax()]
     text = "\n\n".join(
         [
-            f"`python benchmarks/bench_pretrain.py {args.data} --train {train_split} --mode "
-            f"{args.mode} --iterations {args.iterations} --every {args.every}` "
+            f"`python benchmarks/bench_pretrain.py {' '.join(sys.argv[1:])}` "
             f"({args.variant}, seed {args.seed}; pretraining {args.pretrain_iterations} "
             f"iterations on {SynthConfig().n_train} synthetic {args.mode} images; "
             f"{(time.perf_counter() - started) / 60:.1f} min on 2 cores).",

@@ -6,6 +6,7 @@
     python tools/readme_results.py --reproducibility results/bench_reproducibility
     python tools/readme_results.py --annotator results/bench_annotator results/bench_annotator_kumar
     python tools/readme_results.py --slide results/bench_slide/summary.md
+    python tools/readme_results.py --pretrain results/bench_pretrain/bbbc25-pa
     python tools/readme_results.py --times 14.1 9.8   # timed make demo, make test (minutes)
 
 Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
@@ -30,6 +31,7 @@ REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 ANNOTATOR_START, ANNOTATOR_END = "<!-- annotator:start -->", "<!-- annotator:end -->"
 SLIDE_START, SLIDE_END = "<!-- slide:start -->", "<!-- slide:end -->"
 TIMES_START, TIMES_END = "<!-- times:start -->", "<!-- times:end -->"
+PRETRAIN_START, PRETRAIN_END = "<!-- pretrain:start -->", "<!-- pretrain:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
@@ -67,6 +69,12 @@ Measured on a {cores}-core CPU where a slim training iteration (batch 2, one thr
 jobs at once) took {speed:.2f} s: `make demo` {demo_minutes:.1f} minutes, `make test`
 {test_minutes:.1f} minutes (both with `.venv` already installed).
 {TIMES_END}"""
+
+
+def pretrain_block(runs: list[Path]) -> str:
+    """The ``summary.md`` of each ``benchmarks/bench_pretrain.py`` run."""
+    parts = [(run / "summary.md").read_text().strip() for run in runs]
+    return PRETRAIN_START + "\n" + "\n\n".join(parts) + "\n" + PRETRAIN_END
 
 
 def slide_block(summary: Path) -> str:
@@ -209,6 +217,9 @@ def main() -> None:
         metavar=("DEMO_MIN", "TEST_MIN"),
         help="timed make demo and make test minutes: the quick start's block",
     )
+    parser.add_argument(
+        "--pretrain", type=Path, nargs="+", metavar="RUN", help="bench_pretrain.py output folders"
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     parser.add_argument(
@@ -225,7 +236,9 @@ def main() -> None:
         )
         print(f"updated {args.readme}")
         return
-    if args.pa_bench or args.reproducibility or args.annotator or args.slide:
+    if args.pa_bench or args.reproducibility or args.annotator or args.slide or args.pretrain:
+        if args.pretrain:
+            replace_block(args.readme, PRETRAIN_START, PRETRAIN_END, pretrain_block(args.pretrain))
         if args.slide:
             replace_block(args.readme, SLIDE_START, SLIDE_END, slide_block(args.slide))
         if args.annotator:
