@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,28 @@ def tiny_split(tmp_path):
     folder = tmp_path / "split"
     write_split(folder, [grid_sample(f"img{k:03d}") for k in range(3)])
     return folder
+
+
+def dry_run(tmp_path: Path, config: dict, *args: str, base: Path | None = None) -> str:
+    """``snakemake -n`` of the workflow with ``config`` (written to ``tmp_path``, after ``base``
+    when given): the jobs it would run, as Snakemake prints them; fails the test on an error."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "dry_run.yaml").write_text(yaml.safe_dump(config))
+    configs = [*([str(base)] if base else []), str(tmp_path / "dry_run.yaml")]
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile")),
+            *("-n", "--configfile", *configs, "--cores", "1", *args),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from nuclei_pa.model import ModelConfig, build_model
 from nuclei_pa.slide.predictors import ModelPredictor
+from tests.conftest import dry_run
 
 
 def test_a_pixel_reaches_the_model_with_the_same_value_in_every_tile():
@@ -32,33 +35,15 @@ def test_a_pixel_reaches_the_model_with_the_same_value_in_every_tile():
 
 
 def test_the_slides_rule_trains_its_configured_model_first(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[1]
     slide = tmp_path / "scan.svs"
     slide.touch()  # a dry run only lists the jobs
     config = {
         "slides": {"files": [str(slide)], "model": "DH25-pa"},
         "results": str(tmp_path / "results"),
     }
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    out = subprocess.run(
-        [
-            *(sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile")),
-            *("-n", "--configfile", str(root / "config" / "config.yaml"), str(tmp_path / "c.yaml")),
-            *("--cores", "1", "slides"),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    job = out.stdout.split("rule predict_slide:")[1]
+    base = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+    out = dry_run(tmp_path, config, "slides", base=base)
+    job = out.split("rule predict_slide:")[1]
     checkpoints = tmp_path / "results" / "models" / "DH25-pa" / "seed0" / "checkpoints"
     assert str(checkpoints) in job.split("output:")[0]
-    assert "rule train:" in out.stdout  # the model is trained first, when it is not yet
+    assert "rule train:" in out  # the model is trained first, when it is not yet

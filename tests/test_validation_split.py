@@ -3,8 +3,6 @@ so that test images only report."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +16,7 @@ from nuclei_pa.engine.choose import above, choose, final_choice
 from nuclei_pa.errors import ConfigError, InputError
 from nuclei_pa.experiments import build_plan
 from nuclei_pa.io.dataset import read_split, write_split
-from tests.conftest import grid_sample
+from tests.conftest import dry_run, grid_sample
 
 # --- the split itself -------------------------------------------------------------------------
 
@@ -232,29 +230,11 @@ def test_a_pretraining_chain_that_cannot_run_names_the_key(init_a, init_b, probl
 
 
 def test_the_workflow_trains_the_pretrained_model_first(tmp_path):
-    import subprocess
-    import sys
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[1]
     config = _pretrain_config("model:B-pa")
     config["datasets"]["dh"] = {"synth": {"n_train": 2, "n_test": 1}}
     config["results"] = str(tmp_path / "results")
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     target = tmp_path / "results" / "models" / "A-pa" / "seed0" / "checkpoints"
-    out = subprocess.run(
-        [
-            *(sys.executable, "-m", "snakemake", "-s", str(root / "workflow" / "Snakefile")),
-            *("-n", "--configfile", str(tmp_path / "c.yaml"), "--cores", "1", str(target)),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    jobs = out.stdout.split("rule train:")[1:]
+    jobs = dry_run(tmp_path, config, str(target)).split("rule train:")[1:]
     a_job = next(j for j in jobs if "model=A-pa" in j)
     b_checkpoints = tmp_path / "results" / "models" / "B-pa" / "seed0" / "checkpoints"
     assert str(b_checkpoints) in a_job.split("output:")[0]  # B trains before A starts
