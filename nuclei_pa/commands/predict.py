@@ -115,6 +115,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def detection_params(args: argparse.Namespace) -> dict[str, float | int | bool]:
+    """Which detections and pixels are kept: the same for images and slides."""
+    return {
+        "score_threshold": args.score_threshold,
+        "mask_threshold": args.mask_threshold,
+        "min_area": args.min_area,
+        "dilate": args.dilate,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     for name in ("score_threshold", "mask_threshold"):
         value = getattr(args, name)
@@ -146,10 +156,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint,
         images,
         args.out,
-        score_threshold=args.score_threshold,
-        mask_threshold=args.mask_threshold,
-        min_area=args.min_area,
-        dilate=args.dilate,
+        **detection_params(args),
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,
         device=args.device,
@@ -178,12 +185,7 @@ def run_slides(args: argparse.Namespace, slides: list[Path]) -> None:
     from nuclei_pa.slide.stream import predict_slide
 
     model = engine.load_model(args.checkpoint, args.device)
-    params = {
-        "score_threshold": args.score_threshold,
-        "mask_threshold": args.mask_threshold,
-        "min_area": args.min_area,
-        "dilate": args.dilate,
-    }
+    params = detection_params(args)
     for path in slides:
         out = args.out / f"{path.stem}.geojson"
         summary = predict_slide(

@@ -219,4 +219,3 @@ def derive(
         if out.region is not None and method == "regions":
             report.regions += parts(out.region)
         yield out
-

@@ -201,7 +201,7 @@ class FolderPlan:
 # locating files
 
 
-def _names(name: str, stem: str) -> bool:
+def refers_to(name: str, stem: str) -> bool:
     """Whether ``name`` refers to the image ``stem``: equal, or a prefix followed by a separator."""
     return stem == name or (stem.startswith(name) and stem[len(name)] in _SEPARATORS)
 
@@ -210,7 +210,7 @@ def _resolve_name(name: str, stems: Sequence[str], where: Path) -> str | None:
     """The stem a name refers to (exact match first), or None."""
     if name in stems:
         return name
-    hits = [s for s in stems if _names(name, s)]
+    hits = [s for s in stems if refers_to(name, s)]
     if len(hits) > 1:
         raise InputError(where, f"name {name!r} matches several images: {', '.join(hits[:4])}")
     return hits[0] if hits else None
@@ -320,7 +320,7 @@ def _entries(
         orphans = sorted(set(ann) - set(images))
         files = {s: ann[s] for s in stems}
     if table is not None and spec.only_listed:
-        orphans = [o for o in orphans if any(_names(n, o) for n in table)]
+        orphans = [o for o in orphans if any(refers_to(n, o) for n in table)]
     if orphans:
         src = ann if isinstance(ann, Path) else ann[orphans[0]]
         raise InputError(src, f"annotations for image {orphans[0]!r}, which is not in {images_dir}")

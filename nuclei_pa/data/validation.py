@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nuclei_pa.data.folder import refers_to
 from nuclei_pa.errors import ConfigError, InputError
 from nuclei_pa.io.dataset import read_split, write_split
 from nuclei_pa.io.jsonfile import read_json
@@ -76,9 +77,9 @@ class ValidationSplit:
         if self.names is not None:
             chosen = []
             for name in self.names:
-                hits = [s for s in train if _refers(name, s)]
+                hits = [s for s in train if refers_to(name, s)]
                 if not hits:
-                    clash = [s for s in test if _refers(name, s)]
+                    clash = [s for s in test if refers_to(name, s)]
                     problem = "is a test image" if clash else "names no training image"
                     raise ConfigError("names", f"{name!r} {problem}")
                 chosen += [h for h in hits if h not in chosen]
@@ -93,11 +94,6 @@ class ValidationSplit:
         if len(chosen) >= len(train):
             raise ConfigError(self.key, f"leaves no training image ({len(train)} in all)")
         return chosen
-
-
-def _refers(name: str, stem: str) -> bool:
-    """A name refers to an image whose stem equals it or starts with it and a separator."""
-    return stem == name or (stem.startswith(name) and stem[len(name)] in "-_.")
 
 
 def split_names(split_dir: str | Path) -> list[str]:

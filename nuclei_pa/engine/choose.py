@@ -11,6 +11,7 @@ with nuclei a higher one would not have kept.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,11 +21,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from nuclei_pa.engine.evaluate import TestSplit
 from nuclei_pa.engine.postprocess import dilate_labels
 from nuclei_pa.engine.predict import DEFAULTS, load_model, predict_image
-from nuclei_pa.eval.folders import METRIC_COLUMNS, summarise
+from nuclei_pa.eval.folders import METRIC_COLUMNS, checkpoint_csv, summarise
 from nuclei_pa.eval.matching import image_metrics
-from nuclei_pa.io.dataset import read_split
 
 #: Score thresholds tried on validation images (the predictor's default is 0.5).
 SCORE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -40,12 +41,7 @@ class Choice:
     validation_map: float | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "iteration": self.iteration,
-            "score_threshold": self.score_threshold,
-            "chosen_on": self.chosen_on,
-            "validation_map": self.validation_map,
-        }
+        return dataclasses.asdict(self)
 
 
 def above(labels: np.ndarray, scores: Mapping[int, float], threshold: float) -> np.ndarray:
@@ -59,7 +55,7 @@ def above(labels: np.ndarray, scores: Mapping[int, float], threshold: float) -> 
 
 def threshold_metrics(
     model: object,
-    split_dir: str | Path,
+    split: TestSplit,
     thresholds: Sequence[float] = SCORE_THRESHOLDS,
     dilate: bool = DEFAULTS["dilate"],
 ) -> pd.DataFrame:
@@ -69,18 +65,14 @@ def threshold_metrics(
     """
     lowest = min(thresholds)
     rows = []
-    for sample in read_split(split_dir):
-        labels, scores = predict_image(model, sample.image, score_threshold=lowest, dilate=False)
+    for name, image, truth in zip(split.names, split.images, split.labels, strict=True):
+        labels, scores = predict_image(model, image, score_threshold=lowest, dilate=False)
         for t in thresholds:
             pred = above(labels, scores, t)
             if dilate:
                 dilate_labels(pred, inplace=True)
             rows.append(
-                {
-                    "score_threshold": float(t),
-                    "image": sample.name,
-                    **image_metrics(sample.labels, pred).as_dict(),
-                }
+                {"score_threshold": float(t), "image": name, **image_metrics(truth, pred).as_dict()}
             )
     return pd.DataFrame(rows)
 
@@ -92,12 +84,14 @@ def validation_curve(
     thresholds: Sequence[float] = SCORE_THRESHOLDS,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Mean validation metrics of every checkpoint at every threshold: one row per pair."""
+    """Mean validation metrics of every checkpoint at every threshold: one row per pair (the
+    validation images are read and decoded once for all checkpoints)."""
+    split = TestSplit.read(val_dir)
     rows = []
     for iteration, path in tqdm(
         sorted(checkpoints.items()), desc="validation", disable=not progress
     ):
-        per_image = threshold_metrics(load_model(path, device), val_dir, thresholds)
+        per_image = threshold_metrics(load_model(path, device), split, thresholds)
         for t, group in per_image.groupby("score_threshold", sort=True):
             summary = summarise(group).iloc[0].to_dict()
             rows.append({"iteration": int(iteration), "score_threshold": float(t), **summary})
@@ -136,12 +130,10 @@ def test_metrics(
     ``evaluated`` is the run's per-checkpoint test evaluation at the default threshold: when the
     choice uses that threshold, its file is read instead of predicting again.
     """
-    from nuclei_pa.eval.folders import checkpoint_csv
-
     if evaluated is not None and math.isclose(choice.score_threshold, DEFAULTS["score_threshold"]):
         path = checkpoint_csv(evaluated, choice.iteration)
         if path.is_file():
             return pd.read_csv(path)
     model = load_model(checkpoints[choice.iteration], device)
-    per_image = threshold_metrics(model, test_dir, [choice.score_threshold])
+    per_image = threshold_metrics(model, TestSplit.read(test_dir), [choice.score_threshold])
     return per_image.drop(columns="score_threshold")[["image", *METRIC_COLUMNS, "n_gt", "n_pred"]]

@@ -183,18 +183,22 @@ def predict_image(
     tile_size: int | None = DEFAULTS["tile_size"],
     tile_overlap: int = DEFAULTS["tile_overlap"],
     device: str | torch.device | None = None,
+    levels: np.ndarray | str | None = "own",
 ) -> tuple[np.ndarray, dict[int, float]]:
     """Instance labels (int32, 0 = background, 1 = best score) of one image, and each label's score.
 
     Detections with score ≥ ``score_threshold`` are kept; mask pixels with probability
     > ``mask_threshold`` are foreground. ``tile_size`` None/0 predicts in one piece; images no
     larger than ``tile_size`` always do. ``device`` None uses the model's own device. The model
-    is run in eval mode and put back in its previous mode afterwards.
+    is run in eval mode and put back in its previous mode afterwards. ``levels`` "own" takes the
+    intensity levels of this image (the model's ``intensity`` mode); a part of a larger image (a
+    slide's tile) passes the whole image's instead (``intensity_levels`` of it).
     """
     dev = _model_device(model) if device is None else resolve_device(device)
     height, width = image.shape[:2]
     tiles = tile_grid(height, width, tile_size, tile_overlap)
-    levels = intensity_levels(image, getattr(model, "intensity", "fixed"))
+    if isinstance(levels, str):
+        levels = intensity_levels(image, getattr(model, "intensity", "fixed"))
     was_training = model.training
     model.eval()
     instances: list[Instance] = []

@@ -108,17 +108,14 @@ def read_choices(
     :func:`~nuclei_pa.report.tables.table1` takes) and each run's per-image metrics with an
     ``iteration`` column (what :func:`~nuclei_pa.report.tables.best_intervals` resamples).
     """
-    import json
+    from nuclei_pa.io.jsonfile import read_json
 
-    choices = _by_model(
-        models, chosen, n_seeds, lambda p: pd.DataFrame([json.loads(Path(p).read_text())])
-    )
+    choices = _by_model(models, chosen, n_seeds, read_json)
     per_image = _by_model(models, tests, n_seeds, pd.read_csv)
     rows, runs = [], {}
     for model in models:
         runs[model] = []
-        for seed, (choice, frame) in enumerate(zip(choices[model], per_image[model], strict=True)):
-            c = choice.iloc[0]
+        for seed, (c, frame) in enumerate(zip(choices[model], per_image[model], strict=True)):
             rows.append(
                 {
                     "model": model,

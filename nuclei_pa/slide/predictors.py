@@ -95,8 +95,8 @@ class ClassicalPredictor:
 class ModelPredictor:
     """A trained model on one tile via :func:`nuclei_pa.engine.predict.predict_image`.
 
-    A model trained with ``intensity: percentile`` has the slide's percentiles (from its tissue
-    pixels) applied here, and its own per-image stretch turned off for the tile.
+    A model trained with ``intensity: percentile`` gets the slide's percentiles (from its tissue
+    pixels) on every tile, never the tile's own.
     """
 
     def __init__(self, model: Any, tissue_rgb: np.ndarray, **params: Any) -> None:
@@ -115,16 +115,6 @@ class ModelPredictor:
     def __call__(self, tile: np.ndarray) -> tuple[np.ndarray, dict[int, float]]:
         from nuclei_pa.engine.predict import predict_image
 
-        arr = tile.astype(np.float32) / np.float32(255)
-        if self.levels is not None:
-            low, high = self.levels
-            arr = np.clip((arr - low) / (high - low), 0.0, 1.0, dtype=np.float32)
-        had = hasattr(self.model, "intensity")
-        before = getattr(self.model, "intensity", None)
-        if had:
-            self.model.intensity = "fixed"  # the slide's levels are applied above
-        try:
-            return predict_image(self.model, arr, tile_size=0, device=None, **self.params)
-        finally:
-            if had:
-                self.model.intensity = before
+        return predict_image(
+            self.model, tile, tile_size=0, device=None, levels=self.levels, **self.params
+        )
