@@ -1,7 +1,8 @@
 """Training configuration: one frozen dataclass, the single source of every training default.
 
 Defaults follow the paper (section III): 1000 iterations, batch 8, learning rate 0.01, SGD with
-weight decay, gradient-norm clipping, random flips as the only augmentation, a checkpoint every
+weight decay, gradient-norm clipping, random flips as the only augmentation (more are
+available, off by default: :mod:`.augment`), a checkpoint every
 50 iterations, whole images (``crop_size`` trains on patches instead). One departure: the
 learning rate follows a cosine to zero instead of staying fixed (``lr_schedule``), because at a
 fixed rate neighbouring checkpoints differ by up to 0.15 mAP and a comparison of two models
@@ -15,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from nuclei_pa.engine.augment import Augment
 from nuclei_pa.model.config import from_plain
 
 # The smallest patch: the backbone's coarsest feature map (stride 32) must keep a pixel.
@@ -37,6 +39,10 @@ TRAJECTORY_KEYS = (
     "bias_lr_factor",
     "bias_weight_decay",
     "amp",
+    "rot90",
+    "scale_jitter",
+    "intensity_jitter",
+    "stain_jitter",
 )
 # The value a key has in a checkpoint written before the key existed.
 SAVED_BEFORE = {"lr_schedule": "constant", "amp": "off"}
@@ -71,6 +77,11 @@ class TrainConfig:
     clip_grad_norm: float = 10.0
     checkpoint_every: int = 50
     flips: bool = True  # random horizontal and vertical flips, the paper's only augmentation
+    # More augmentation (nuclei_pa.engine.augment), all off by default (the paper's way):
+    rot90: bool = False  # random quarter turns
+    scale_jitter: float = 0.0  # resize each patch by a factor in [1/(1+s), 1+s], log-uniform
+    intensity_jitter: float = 0.0  # gamma, contrast ×e^±s and brightness ±s/2
+    stain_jitter: float = 0.0  # H&E: each stain's amount ×(1±s), shifted by ±s × its mean
     # Train on random crop_size × crop_size patches, mostly around annotated nuclei, instead of
     # whole images (None, the paper's way): a 1000 px image costs a CPU seconds per iteration
     # and gigabytes of masks, a 256 px patch a fraction of that (see nuclei_pa.engine.data).
@@ -92,6 +103,9 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"train setting {name!r} must be ≥ 1, got {getattr(self, name)!r}")
         for name in (
+            "scale_jitter",
+            "intensity_jitter",
+            "stain_jitter",
             "momentum",
             "weight_decay",
             "clip_grad_norm",
@@ -149,6 +163,11 @@ class TrainConfig:
             progress = (iteration - 1) / self.warmup_iterations
             lr *= self.warmup_factor * (1 - progress) + progress
         return lr
+
+    @property
+    def augment(self) -> Augment:
+        """The augmentations beyond flips these settings ask for."""
+        return Augment(self.rot90, self.scale_jitter, self.intensity_jitter, self.stain_jitter)
 
     @property
     def separate_biases(self) -> bool:

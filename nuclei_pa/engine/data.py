@@ -23,6 +23,10 @@ window are clipped, and clipped slivers dropped, as the ``crop`` derivation does
 (:func:`nuclei_pa.data.derive.is_sliver`). Images smaller than the crop in a dimension are used
 whole in that dimension (no padding: torchvision pads a batch itself).
 
+Augmentations beyond flips (:mod:`.augment`: quarter turns, scale, intensity, stain; off unless
+asked) add one more item to each entry: the seed of that patch's draw, from a generator seeded
+by ``(seed, iteration, position)``. A plan without them is exactly the plan from before.
+
 A split folder's optional ignore and region masks (``ignore/``, ``regions/``:
 :mod:`nuclei_pa.io.dataset`) ride along in the target as ``ignore`` and ``region`` (uint8
 [H, W]), cropped and flipped with the image; labelled nuclei win over ignored pixels. Images
@@ -45,6 +49,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from nuclei_pa.data.derive import MIN_CROP_AREA, is_sliver
+from nuclei_pa.engine.augment import Augment, Draw
 from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.coco import decode_segmentation, load_coco
@@ -55,8 +60,13 @@ from nuclei_pa.model.ignore import IGNORE_KEY, REGION_KEY
 
 # A crop of an image: (top row, left column, height, width), in pixels.
 Window = tuple[int, int, int, int]
-# (image index, flip horizontally, flip vertically[, crop window]): one entry of a batch plan.
-PlanEntry = tuple[int, bool, bool] | tuple[int, bool, bool, Window]
+# (image index, flip horizontally, flip vertically[, crop window or None[, augmentation seed]]):
+# one entry of a batch plan.
+PlanEntry = (
+    tuple[int, bool, bool]
+    | tuple[int, bool, bool, Window | None]
+    | tuple[int, bool, bool, Window | None, int]
+)
 Target = dict[str, Tensor]
 
 # Chance that a patch is placed around an annotated nucleus rather than anywhere (see above).
@@ -107,6 +117,8 @@ class NucleusDataset(Dataset):
         self._boxes: dict[int, np.ndarray] = {}
         #: How images become input: the model's ``ModelConfig.intensity``, set by the trainer.
         self.intensity = "fixed"
+        #: What a plan entry's augmentation seed draws (:class:`Augment`), set by the trainer.
+        self.augment = Augment()
         self._levels: dict[tuple[int, str], np.ndarray | None] = {}
         self._reference: list[np.ndarray] | None = None
         self._pixels: dict[int, np.ndarray] = {}
@@ -196,12 +208,19 @@ class NucleusDataset(Dataset):
         if isinstance(key, int):
             return self.load(key)
         window = key[3] if len(key) > 3 else None
-        return self.load(int(key[0]), bool(key[1]), bool(key[2]), window)
+        draw = self.augment.draw(int(key[4])) if len(key) > 4 else None
+        return self.load(int(key[0]), bool(key[1]), bool(key[2]), window, draw)
 
     def load(
-        self, index: int, flip_h: bool = False, flip_v: bool = False, window: Window | None = None
+        self,
+        index: int,
+        flip_h: bool = False,
+        flip_v: bool = False,
+        window: Window | None = None,
+        draw: Draw | None = None,
     ) -> tuple[Tensor, Target]:
-        """Image ``index`` and its target, cropped to ``window`` (if given), then flipped."""
+        """Image ``index`` and its target, cropped to ``window`` (if given), flipped, then
+        augmented by ``draw`` (:mod:`.augment`)."""
         whole = self._image(index)
         levels = self._intensity_levels(index, whole)
         if window is not None:
@@ -218,6 +237,9 @@ class NucleusDataset(Dataset):
         if flip_v:
             image, masks = image.flip(-2), masks[:, ::-1, :]
             extra = {k: m[::-1] for k, m in extra.items()}
+        patch_shape = image.shape[-2:]
+        if draw is not None:
+            image, masks, extra = draw.apply(image, masks, extra)
         if IGNORE_KEY in extra:  # a labelled nucleus is no unknown
             extra[IGNORE_KEY] = extra[IGNORE_KEY] & ~masks.any(axis=0)
         masks = np.ascontiguousarray(masks, dtype=np.uint8)
@@ -229,7 +251,9 @@ class NucleusDataset(Dataset):
         for key, mask in extra.items():
             target[key] = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))
         if self._reference is not None:
-            boxes = _place_boxes(self._reference[index], window, flip_h, flip_v, *image.shape[-2:])
+            boxes = _place_boxes(self._reference[index], window, flip_h, flip_v, *patch_shape)
+            if draw is not None:
+                boxes = draw.boxes(boxes, *patch_shape)
             target[REFERENCE_KEY] = torch.from_numpy(boxes)
         return image, target
 
@@ -428,18 +452,26 @@ def batch_plan(
     seed: int,
     flips: bool,
     crops: CropWindows | None = None,
+    augment: bool = False,
 ) -> list[PlanEntry]:
-    """The global batch of 0-based ``iteration``: (image, flip h, flip v[, window]) per image."""
+    """The global batch of 0-based ``iteration``: (image, flip h, flip v[, window[, seed]]) per
+    image; with ``augment`` each entry ends with the seed of its augmentation draw."""
     draws = np.random.default_rng([seed, 1, iteration]).random((batch_size, 2)) < 0.5
     plan: list[PlanEntry] = []
     for k in range(batch_size):
         epoch, offset = divmod(iteration * batch_size + k, n_images)
         index = int(_epoch_order(n_images, seed, epoch)[offset])
         entry = (index, bool(flips and draws[k, 0]), bool(flips and draws[k, 1]))
-        if crops is not None:
-            entry = (*entry, crops.window(index, seed, iteration, k))
+        if crops is not None or augment:
+            entry = (*entry, crops.window(index, seed, iteration, k) if crops else None)
+        if augment:
+            entry = (*entry, _augment_seed(seed, iteration, k))
         plan.append(entry)
     return plan
+
+
+def _augment_seed(seed: int, iteration: int, position: int) -> int:
+    return int(np.random.default_rng([seed, 4, iteration, position]).integers(2**63))
 
 
 @lru_cache(maxsize=8)
@@ -466,6 +498,7 @@ class InfiniteBatchSampler(Sampler[list[PlanEntry]]):
         rank: int = 0,
         world_size: int = 1,
         crops: CropWindows | None = None,
+        augment: bool = False,
     ) -> None:
         if batch_size % world_size:
             raise ValueError(
@@ -473,13 +506,19 @@ class InfiniteBatchSampler(Sampler[list[PlanEntry]]):
             )
         self.n_images, self.batch_size, self.seed, self.flips = n_images, batch_size, seed, flips
         self.start, self.rank, self.world_size = start, rank, world_size
-        self.crops = crops
+        self.crops, self.augment = crops, augment
 
     def __iter__(self) -> Iterator[list[PlanEntry]]:
         iteration = self.start
         while True:
             plan = batch_plan(
-                self.n_images, self.batch_size, iteration, self.seed, self.flips, self.crops
+                self.n_images,
+                self.batch_size,
+                iteration,
+                self.seed,
+                self.flips,
+                self.crops,
+                self.augment,
             )
             yield plan[self.rank :: self.world_size]
             iteration += 1

@@ -127,6 +127,7 @@ def train_model(
             )
         model_cfg = prepare_model_config(model_cfg, dataset)
         dataset.intensity = model_cfg.intensity
+        dataset.augment = train_cfg.augment
         with _runtime(train_cfg, device):
             return _Run(dataset, out_dir, model_cfg, train_cfg, device, world).run(
                 resume, progress, stop_after
@@ -293,6 +294,7 @@ class _Run:
             rank=self.world.rank,
             world_size=self.world.size,
             crops=self.dataset.crop_windows(self.cfg.crop_size) if self.cfg.crop_size else None,
+            augment=self.cfg.augment.active,
         )
         loader = DataLoader(
             self.dataset,
