@@ -65,8 +65,8 @@ def test_later_rounds_need_the_previous_round_and_nothing_else(tmp_path, split):
 
 
 def test_bad_annotate_config_names_the_key(tmp_path, split):
-    from nuclei_pa.annotate.plan import annotate_plan
-    from nuclei_pa.experiments import ConfigError, build_plan
+    from nuclei_pa.plan.annotation import annotate_plan
+    from nuclei_pa.plan.experiments import ConfigError, build_plan
 
     out = dry_run(tmp_path, {"trainset": "nope"})  # the rule file reports the plan's errors
     message = "invalid configuration: config key 'annotate.trainset': names missing training set"
@@ -104,8 +104,8 @@ def test_the_rule_runs_a_round(tmp_path, split):
 
 
 def test_plan_resolves_paths_and_settings():
-    from nuclei_pa.annotate.plan import annotate_plan
-    from nuclei_pa.experiments import ConfigError, build_plan
+    from nuclei_pa.plan.annotation import annotate_plan
+    from nuclei_pa.plan.experiments import ConfigError, build_plan
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     assert config["annotate"]["trainset"] == "DH25"  # the default runs out of the box

@@ -97,7 +97,7 @@ def _plan_config(**trainset):
 
 
 def test_workflow_trainsets_take_regions():
-    from nuclei_pa.experiments import build_plan
+    from nuclei_pa.plan.experiments import build_plan
 
     plan = build_plan(_plan_config(derive="regions", fraction=0.25, count=4, outside_fraction=0.1))
     ts = plan.trainsets["R25"]
@@ -114,7 +114,7 @@ def test_workflow_trainsets_take_regions():
 )
 def test_bad_region_trainsets_name_the_key(trainset, key):
     from nuclei_pa.errors import ConfigError
-    from nuclei_pa.experiments import build_plan
+    from nuclei_pa.plan.experiments import build_plan
 
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build_plan(_plan_config(**trainset))

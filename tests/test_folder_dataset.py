@@ -17,7 +17,7 @@ from nuclei_pa.cli import main
 from nuclei_pa.data.convert import convert
 from nuclei_pa.data.folder import FolderSpec, TestSplit, plan_folder, write_folder_dataset
 from nuclei_pa.errors import ConfigError, InputError
-from nuclei_pa.experiments import build_plan
+from nuclei_pa.plan.experiments import build_plan
 from nuclei_pa.io.coco import coco_document, labels_to_annotations
 from nuclei_pa.io.dataset import read_split
 from nuclei_pa.io.imagescope import read_imagescope

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nuclei_pa.experiments import ConfigError, build_plan
+from nuclei_pa.plan.experiments import ConfigError, build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile")]

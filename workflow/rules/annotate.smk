@@ -11,9 +11,9 @@
 # Rounds need a person in between, so each run makes one: round N reads round N-1's folder as
 # the annotator corrected it in place (`nuclei-pa annotate --help` shows the layout). Earlier
 # rounds are inputs, never outputs: Snakemake can neither re-run nor delete a corrected round.
-# Settings are checked by nuclei_pa.annotate.plan when the workflow is parsed.
+# Settings are checked by nuclei_pa.plan.annotation when the workflow is parsed.
 
-from nuclei_pa.annotate.plan import annotate_plan
+from nuclei_pa.plan.annotation import annotate_plan
 
 try:
     ANNOTATE = annotate_plan(config, PLAN, FIRST_SEED)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from nuclei_pa.experiments import ConfigError, build_plan
+from nuclei_pa.plan.experiments import ConfigError, build_plan
 
 try:
     PLAN = build_plan(config)

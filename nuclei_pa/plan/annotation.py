@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nuclei_pa.experiments import ConfigError, Plan
+from nuclei_pa.plan.experiments import ConfigError, Plan
 
 __all__ = ["AnnotatePlan", "annotate_plan"]
 
