@@ -1,0 +1,1 @@
+"""The experiment plan: a run's config resolved and checked before any job starts."""
