@@ -361,6 +361,7 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
     for role, model in (report.get("findings") or {}).items():
         if model not in models:
             raise ConfigError(f"report.findings.{role}", f"names missing model {model!r}")
+    _check_effort_report(report.get("effort"), models)
     seed = int(config.get("seed", 0))
     seeds = tuple(int(s) for s in config.get("seeds") or [seed])
     if len(set(seeds)) != len(seeds):
@@ -377,6 +378,31 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
         seeds,
         sweep,
     )
+
+
+def _check_effort_report(spec: Any, models: Mapping[str, Model]) -> None:
+    """report.effort (issue 24): every arm names configured models, at most one per dataset
+    and variant, and the reference is one of the arms."""
+    if not spec:
+        return
+    arms = _mapping(spec.get("arms"), "report.effort.arms")
+    if not arms:
+        raise ConfigError("report.effort.arms", "names no arm")
+    for arm, names in arms.items():
+        seen: dict[tuple[str, str], str] = {}
+        for model in names or []:
+            if model not in models:
+                raise ConfigError(f"report.effort.arms.{arm}", f"names missing model {model!r}")
+            key = (models[model].test, models[model].variant)
+            if key in seen:
+                raise ConfigError(
+                    f"report.effort.arms.{arm}",
+                    f"{seen[key]!r} and {model!r} are both {key[1]} models tested on {key[0]!r}",
+                )
+            seen[key] = model
+    reference = spec.get("reference")
+    if reference is not None and reference not in arms:
+        raise ConfigError("report.effort.reference", f"names missing arm {reference!r}")
 
 
 def _check_pretraining(models: Mapping[str, Model]) -> None:
