@@ -118,6 +118,9 @@ def final_outputs():
             out += [R("tables", f"{key}.csv"), R("tables", f"{key}.md")]
     if rep.get("findings"):
         out += [R("findings.md"), R("findings.csv")]
+    if rep.get("effort"):
+        out += [R("tables", "effort.csv"), R("tables", "effort.md")]
+        out += [R("figures", "effort.png"), R("figures", "effort.pdf")]
     sweep = {PLAN.sweep.models[k] for k in PLAN.sweep.models} if PLAN.sweep else set()
     out += curves([m for m in PLAN.models if m not in sweep])
     return out

@@ -254,3 +254,73 @@ rule sweep_report:
         dataset=PLAN.sweep.dataset if PLAN.sweep else None,
     script:
         "../scripts/sweep.py"
+
+
+# The sparse-label arms at equal annotation effort (issue 24): config key report.effort.
+
+EFFORT = PLAN.report.get("effort") or {}
+
+
+def effort_models():
+    """Every model of report.effort's arms, arm after arm, each once."""
+    arms = EFFORT.get("arms", {})
+    return list(dict.fromkeys(m for models in arms.values() for m in models))
+
+
+def effort_outputs():
+    if not EFFORT:
+        return []
+    return [
+        R("tables", "effort.csv"),
+        R("tables", "effort.md"),
+        R("figures", "effort.png"),
+        R("figures", "effort.pdf"),
+    ]
+
+
+rule effort_report:
+    input:
+        chosen=choices(effort_models()),
+        tests=chosen_tests(effort_models()),
+        trainsets=[
+            trainset_input(PLAN.models[m].trainset, s)
+            for m in effort_models()
+            for s in SEEDS
+        ],
+    output:
+        csv=report(
+            R("tables", "effort.csv"),
+            caption="../report/effort.rst",
+            category="Tables",
+        ),
+        md=R("tables", "effort.md"),
+        png=report(
+            R("figures", "effort.png"),
+            caption="../report/effort.rst",
+            category="Figures",
+        ),
+        pdf=R("figures", "effort.pdf"),
+    log:
+        R("logs", "report", "effort.log"),
+    benchmark:
+        R("benchmarks", "report", "effort.tsv")
+    conda:
+        "../envs/nuclei-pa.yaml"
+    params:
+        models=effort_models(),
+        arms=EFFORT.get("arms", {}),
+        info={
+            m: {"dataset": PLAN.models[m].test, "variant": PLAN.models[m].variant}
+            for m in effort_models()
+        },
+        reference=EFFORT.get("reference"),
+        region_cost=EFFORT.get("region_cost"),
+        seeds=SEEDS,
+    script:
+        "../scripts/effort_report.py"
+
+
+# `snakemake effort`: the effort table and figure (and the runs they need) only.
+rule effort:
+    input:
+        effort_outputs(),
