@@ -35,15 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_pa.annotate import Annotation, read_annotation
 from nuclei_pa.annotate.layout import COCO_FILE, ImageRef, instances_document, round_dir
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.annotate.session import ProposalSettings, run_round
 from nuclei_pa.data.derive import crop_labels, remove_instances
 from nuclei_pa.data.synth import SynthConfig, generate_split
 from nuclei_pa.engine import TrainConfig
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.atomic import write_json
 from nuclei_pa.io.dataset import Sample, write_split
+from nuclei_pa.io.formats import read_annotation
 from nuclei_pa.model import ModelConfig
 
 TARGET = 0.95

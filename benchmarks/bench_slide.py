@@ -134,8 +134,8 @@ def _window(t) -> tuple[int, int, int, int]:
 
 
 def seam_agreement(folder: Path, images: list[np.ndarray]) -> dict:
-    from nuclei_pa.annotate.formats import read_annotation
     from nuclei_pa.eval.matching import iou_matrix
+    from nuclei_pa.io.formats import read_annotation
     from nuclei_pa.slide.mosaic import write_mosaic_slide
     from nuclei_pa.slide.predictors import ClassicalPredictor
     from nuclei_pa.slide.reader import Slide

@@ -10,20 +10,14 @@ import pytest
 import tifffile
 from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE, ImagejRoi, roiwrite
 
-from nuclei_pa.annotate import (
-    Annotation,
-    detect_format,
-    draw_overlay,
-    read_annotation,
-    read_annotations,
-    spline_polygon,
-    write_annotations,
-    write_geojson,
-    write_imagej_rois,
-)
-from nuclei_pa.annotate.splines import rasterise
+from nuclei_pa.annotate.overlay import draw_overlay
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.coco import coco_document, encode_mask
+from nuclei_pa.io.formats import detect_format, read_annotation, read_annotations, write_annotations
+from nuclei_pa.io.geojson import write_geojson
+from nuclei_pa.io.imagej import write_imagej_rois
+from nuclei_pa.io.splines import rasterise, spline_polygon
 from tests.test_splines import touching_labels
 
 SHAPE = (96, 96)

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from roifile import ImagejRoi
 
-from nuclei_pa.annotate import Annotation, read_annotation, write_imagej_rois
 from nuclei_pa.annotate.inputs import restore_untouched
 from nuclei_pa.annotate.review import review, suppress_rejected
 from nuclei_pa.cli import main
+from nuclei_pa.io.annotation import Annotation
+from nuclei_pa.io.formats import read_annotation
+from nuclei_pa.io.imagej import write_imagej_rois
 from tests.conftest import disk_labels
 
 SHAPE = (64, 64)

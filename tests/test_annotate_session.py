@@ -26,7 +26,6 @@ import torch
 from roifile import ImagejRoi
 from scipy import ndimage
 
-from nuclei_pa.annotate import read_annotation
 from nuclei_pa.annotate.layout import read_exact
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.annotate.session import (
@@ -40,6 +39,7 @@ from nuclei_pa.data.derive import remove_instances
 from nuclei_pa.engine import TrainConfig
 from nuclei_pa.engine import predict as engine_predict
 from nuclei_pa.io.dataset import write_split
+from nuclei_pa.io.formats import read_annotation
 from nuclei_pa.io.images import read_labels, write_tiff
 from nuclei_pa.model import ModelConfig
 from tests.conftest import TINY, grid_sample

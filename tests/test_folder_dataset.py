@@ -12,15 +12,17 @@ import pytest
 import tifffile
 import yaml
 
-from nuclei_pa.annotate.formats import Annotation, write_geojson, write_imagej_rois
 from nuclei_pa.cli import main
 from nuclei_pa.data.convert import convert
 from nuclei_pa.data.folder import FolderSpec, TestSplit, plan_folder, write_folder_dataset
 from nuclei_pa.errors import ConfigError, InputError
-from nuclei_pa.plan.experiments import build_plan
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.coco import coco_document, labels_to_annotations
 from nuclei_pa.io.dataset import read_split
+from nuclei_pa.io.geojson import write_geojson
+from nuclei_pa.io.imagej import write_imagej_rois
 from nuclei_pa.io.imagescope import read_imagescope
+from nuclei_pa.plan.experiments import build_plan
 from tests.conftest import disk_labels
 from tests.realdata import require_real_data
 from tests.test_convert import imagescope_xml, square

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from nuclei_pa.annotate import Annotation, read_annotation, write_imagej_rois
 from nuclei_pa.data.synth import SynthConfig, generate_split
+from nuclei_pa.io.annotation import Annotation
+from nuclei_pa.io.formats import read_annotation
+from nuclei_pa.io.imagej import write_imagej_rois
 
 IJ_JAR = Path("/usr/share/java/ij.jar")
 MACROS = Path(__file__).parent / "imagej"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nuclei_pa.annotate import merge
+from nuclei_pa.annotate.merge import merge
 from tests.test_splines import touching_labels
 
 SHAPE = (64, 64)

@@ -20,11 +20,11 @@ import pytest
 import tifffile
 from skimage.io import imread
 
-from nuclei_pa.annotate.formats import read_annotation
 from nuclei_pa.cli import main
 from nuclei_pa.engine import predict as engine
 from nuclei_pa.errors import InputError
 from nuclei_pa.eval.matching import iou_matrix
+from nuclei_pa.io.formats import read_annotation
 from nuclei_pa.io.images import write_tiff
 from nuclei_pa.slide import predictors
 from nuclei_pa.slide.mosaic import GLASS, write_mosaic_slide

@@ -10,12 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from nuclei_pa.annotate import Annotation, read_annotation, write_annotations
 from nuclei_pa.annotate.inputs import list_session_images, read_corrections
 from nuclei_pa.annotate.session import ProposalSettings, run_round
 from nuclei_pa.engine import TrainConfig
 from nuclei_pa.engine import predict as engine_predict
 from nuclei_pa.engine.data import open_dataset
+from nuclei_pa.io.annotation import Annotation
+from nuclei_pa.io.formats import read_annotation, write_annotations
 from nuclei_pa.io.images import write_tiff
 from nuclei_pa.model import ModelConfig
 from tests.conftest import TINY, grid_sample

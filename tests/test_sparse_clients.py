@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import tifffile
 
-from nuclei_pa.annotate import Annotation, read_annotation
-from nuclei_pa.annotate.conventions import Conventions
-from nuclei_pa.annotate.formats import write_imagej_rois
+from nuclei_pa.io.annotation import Annotation
+from nuclei_pa.io.conventions import Conventions
+from nuclei_pa.io.formats import read_annotation
+from nuclei_pa.io.imagej import write_imagej_rois
 from tests.test_imagej_clients import pytestmark, run_macro  # noqa: F401  (skip without ImageJ)
 
 

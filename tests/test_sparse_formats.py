@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from nuclei_pa.annotate import Annotation, read_annotation, write_annotations
-from nuclei_pa.annotate.conventions import Conventions, mask_polygons
-from nuclei_pa.annotate.formats import read_region_file
-from nuclei_pa.annotate.splines import rasterise
 from nuclei_pa.errors import ConfigError, InputError
+from nuclei_pa.io.annotation import Annotation
+from nuclei_pa.io.conventions import Conventions, mask_polygons
+from nuclei_pa.io.formats import read_annotation, read_region_file, write_annotations
 from nuclei_pa.io.images import write_tiff
+from nuclei_pa.io.splines import rasterise
 from tests.test_sparse_clients import marked_annotation
 
 

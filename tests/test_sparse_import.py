@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nuclei_pa.annotate.formats import Annotation, write_annotations
 from nuclei_pa.cli import main
 from nuclei_pa.data.folder import FolderSpec
 from nuclei_pa.errors import ConfigError
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.dataset import read_split
+from nuclei_pa.io.formats import write_annotations
 from nuclei_pa.io.images import write_tiff
 from tests.conftest import disk_labels
 

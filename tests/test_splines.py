@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nuclei_pa.annotate.splines import (
+from nuclei_pa.io.splines import (
     fit_spline,
     instance_splines,
     mask_outline,

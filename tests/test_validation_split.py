@@ -14,8 +14,8 @@ from nuclei_pa.data.folder import plan_folder
 from nuclei_pa.data.validation import ValidationSplit, carve_validation, split_names
 from nuclei_pa.engine.choose import above, choose, final_choice
 from nuclei_pa.errors import ConfigError, InputError
-from nuclei_pa.plan.experiments import build_plan
 from nuclei_pa.io.dataset import read_split, write_split
+from nuclei_pa.plan.experiments import build_plan
 from tests.conftest import dry_run, grid_sample
 
 # --- the split itself -------------------------------------------------------------------------

@@ -12,16 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_pa.annotate.formats import (
-    Annotation,
-    write_geojson,
-    write_imagej_rois,
-    write_label_tiff,
-)
 from nuclei_pa.annotate.layout import COCO_FILE, ImageRef, instances_document
 from nuclei_pa.annotate.overlay import draw_overlay
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.atomic import write_json
+from nuclei_pa.io.geojson import write_geojson
+from nuclei_pa.io.imagej import write_imagej_rois
 from nuclei_pa.io.images import read_image
+from nuclei_pa.io.label_image import write_label_tiff
 
 __all__ = ["write_review_files"]
 

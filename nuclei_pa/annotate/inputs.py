@@ -25,13 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_pa.annotate.formats import (
-    ANNOTATION_SUFFIXES,
-    Annotation,
-    detect_format,
-    read_annotation,
-    write_annotations,
-)
 from nuclei_pa.annotate.layout import (
     COCO_FILE,
     PER_IMAGE,
@@ -44,7 +37,14 @@ from nuclei_pa.annotate.layout import (
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.errors import InputError
 from nuclei_pa.eval.matching import overlap_table
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR, read_mask
+from nuclei_pa.io.formats import (
+    ANNOTATION_SUFFIXES,
+    detect_format,
+    read_annotation,
+    write_annotations,
+)
 from nuclei_pa.io.images import list_images, read_image
 
 __all__ = ["Corrections", "list_session_images", "read_corrections", "restore_untouched"]

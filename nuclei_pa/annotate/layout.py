@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from nuclei_pa.annotate.formats import Annotation
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.coco import (
     coco_document,
     decode_segmentation,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from nuclei_pa.annotate.formats import Annotation
+from nuclei_pa.io.annotation import Annotation
 
 __all__ = ["merge"]
 

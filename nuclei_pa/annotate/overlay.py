@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from skimage.segmentation import find_boundaries
 
-from nuclei_pa.annotate.formats import SOURCE_RGB
+from nuclei_pa.io.annotation import SOURCE_RGB
 from nuclei_pa.io.atomic import atomic_path
 
 __all__ = ["draw_overlay", "overlay_rgb"]

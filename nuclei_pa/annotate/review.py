@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nuclei_pa.annotate.formats import Annotation
 from nuclei_pa.eval.matching import overlap_table
+from nuclei_pa.io.annotation import Annotation
 
 __all__ = ["MATCH_IOU", "ReviewCounts", "matches", "review", "suppress_rejected"]
 

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from nuclei_pa.annotate.export import write_review_files
-from nuclei_pa.annotate.formats import Annotation
 from nuclei_pa.annotate.inputs import Corrections, list_session_images, read_corrections
 from nuclei_pa.annotate.layout import (
     DONE_FILE,
@@ -55,6 +54,7 @@ from nuclei_pa.annotate.review import review, suppress_rejected
 from nuclei_pa.engine.config import TrainConfig
 from nuclei_pa.engine.predict import DEFAULTS as PREDICT_DEFAULTS
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.atomic import atomic_dir, write_json, write_text
 from nuclei_pa.io.coco import coco_document, labels_to_annotations
 from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR

@@ -81,8 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nuclei_pa.annotate.conventions import Conventions
     from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
+    from nuclei_pa.io.conventions import Conventions
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     test = {

@@ -10,7 +10,7 @@ Matching rules (one place, so every caller agrees):
 - Images are the image files under ``images`` (searched recursively, keyed by file stem; two
   files with one stem are an error). Annotations are one COCO JSON for every image, or a folder
   holding one file per image named by the image's stem in any format
-  :func:`~nuclei_pa.annotate.formats.read_annotation` reads (label TIFF/PNG, ImageJ ROI set,
+  :func:`~nuclei_pa.io.formats.read_annotation` reads (label TIFF/PNG, ImageJ ROI set,
   QuPath GeoJSON, ImageScope XML, single-image COCO).
 - A *name* (in ``test.names`` or the metadata CSV's ``image`` column) refers to the image whose
   stem equals it, or starts with it followed by ``-``, ``_`` or ``.`` (``TCGA-E2-A1B5`` names
@@ -22,7 +22,7 @@ Matching rules (one place, so every caller agrees):
   a log line: a public archive holding more than the benchmark's images.
 
 Sparse labels (issue 24): ``sparse`` says how the files mark unknown areas and fully annotated
-regions (:class:`~nuclei_pa.annotate.conventions.Conventions`: -1 or ``ignore_value`` in label
+regions (:class:`~nuclei_pa.io.conventions.Conventions`: -1 or ``ignore_value`` in label
 images, QuPath classes, ImageJ ROI groups or names), and ``regions`` is an optional folder with
 a second file per image (same stem) whose shapes or non-zero pixels are fully annotated
 regions. Both land in :class:`~nuclei_pa.io.dataset.Sample` and the split's masks. A class or
@@ -44,18 +44,18 @@ from typing import Any
 
 import numpy as np
 
-from nuclei_pa.annotate.conventions import Conventions
-from nuclei_pa.annotate.formats import (
+from nuclei_pa.data.convert_common import IMAGE_SUFFIXES, index_by_stem, load_image
+from nuclei_pa.errors import ConfigError, InputError
+from nuclei_pa.io.atomic import atomic_dir
+from nuclei_pa.io.conventions import Conventions
+from nuclei_pa.io.dataset import Sample, write_split
+from nuclei_pa.io.formats import (
     ANNOTATION_SUFFIXES,
     VECTOR_SUFFIXES,
     detect_format,
     read_annotation,
     read_region_file,
 )
-from nuclei_pa.data.convert_common import IMAGE_SUFFIXES, index_by_stem, load_image
-from nuclei_pa.errors import ConfigError, InputError
-from nuclei_pa.io.atomic import atomic_dir
-from nuclei_pa.io.dataset import Sample, write_split
 from nuclei_pa.io.jsonfile import read_json
 
 log = logging.getLogger(__name__)

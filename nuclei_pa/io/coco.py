@@ -15,6 +15,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.annotation import Annotation, parse_score, parse_source
+from nuclei_pa.io.atomic import write_json
 from nuclei_pa.io.jsonfile import read_json
 
 NUCLEUS_CATEGORY = {"id": 1, "name": "nucleus", "supercategory": "cell"}
@@ -236,3 +238,53 @@ def coco_document(
         "annotations": annotations,
         "categories": [NUCLEUS_CATEGORY],
     }
+
+
+def read_coco_annotation(path: Path, shape: tuple[int, int], image_name: str | None) -> Annotation:
+    index = load_coco(path)
+    images = list(index.images.values())
+    if image_name is not None:
+        stem = Path(image_name).stem
+        matches = [img for img in images if Path(img["file_name"]).stem == stem]
+        if not matches:
+            raise InputError(path, f"no image named {stem!r} (by file name stem)")
+        if len(matches) > 1:
+            raise InputError(path, f"several images have the file name stem {stem!r}")
+        img = matches[0]
+    elif len(images) == 1:
+        img = images[0]
+    else:
+        raise InputError(path, f"{len(images)} images listed; say which one (image_name)")
+    if (img["height"], img["width"]) != shape:
+        raise InputError(
+            path,
+            f"image {img['file_name']!r} is {img['height']}×{img['width']} (H×W) here but the "
+            f"image is {shape[0]}×{shape[1]}",
+        )
+    anns = index.anns_by_image.get(img["id"], [])
+    ann = Annotation(index.labels(img["id"]))
+    visible = set(ann.ids)
+    for k, a in enumerate(anns):  # annotations_to_labels paints the k-th as label k + 1
+        if k + 1 not in visible:
+            continue
+        score = parse_score(path, f"annotation {a.get('id')}", a.get("score"))
+        if score is not None:
+            ann.scores[k + 1] = score
+        src = parse_source(a.get("source"), "")
+        if src is not None:
+            ann.source[k + 1] = src
+    return ann
+
+
+def write_coco(path: str | Path, ann: Annotation, image_name: str | None = None) -> None:
+    """COCO instances JSON of one image, masks as exact RLE, with ``score``/``source`` per
+    instance (extra keys other COCO tools ignore). ``image_name`` defaults to ``<stem>.tif``."""
+    path = Path(path)
+    h, w = ann.labels.shape
+    image = {"id": 1, "file_name": image_name or f"{path.stem}.tif", "height": h, "width": w}
+    anns = labels_to_annotations(ann.labels, image_id=1)
+    for a, lab in zip(anns, ann.ids, strict=True):
+        a["source"] = ann.source_of(lab)
+        if lab in ann.scores:
+            a["score"] = float(ann.scores[lab])
+    write_json(path, coco_document([image], anns, source="nuclei-pa annotate"))

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_pa.annotate.formats import Annotation, read_annotation, write_imagej_rois
 from nuclei_pa.errors import InputError
+from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.atomic import write_json
+from nuclei_pa.io.formats import read_annotation
+from nuclei_pa.io.imagej import write_imagej_rois
 from nuclei_pa.io.images import write_tiff
 from nuclei_pa.slide.reader import Slide
 

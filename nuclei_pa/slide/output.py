@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from nuclei_pa.annotate.splines import mask_outline
 from nuclei_pa.io.atomic import write_json
+from nuclei_pa.io.splines import mask_outline
 
 CSV_HEADER = "id,x,y,x_um,y_um,area_px,area_um2,score\n"
 HEADER = '{"type": "FeatureCollection", "features": [\n'
