@@ -25,6 +25,7 @@ from nuclei_pa.engine.postprocess import (
 )
 from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels, resolve_device
 from nuclei_pa.engine.tiling import Tile, tile_grid
+from nuclei_pa.engine.tta import FLIPS, Window, merge_views, trim, unflip
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_dir, write_json
 from nuclei_pa.io.coco import coco_document, labels_to_annotations
@@ -95,43 +96,89 @@ def paste_mask(
     return ya, xa, resized[ya - y0 : yb - y0, xa - x0 : xb - x0]
 
 
+def _windows(
+    output: dict[str, torch.Tensor], height: int, width: int, score_threshold: float
+) -> Iterator[Window]:
+    """Each detection of one tile's model output scoring ≥ ``score_threshold`` as its mask
+    probabilities in a window of the ``height`` × ``width`` tile.
+
+    Masks come either pasted to tile size (torchvision's output: the window is the whole tile)
+    or as the mask head's M×M probabilities with their boxes
+    (:class:`~nuclei_pa.model.detector.NativeSizeTransform` with ``paste_masks`` off), pasted
+    here into their boxes alone; both give the same pixels. A mask made for a grown box (the
+    model's ``mask_box_scale``) is pasted into that box (``mask_boxes``).
+    """
+    scores = output["scores"].detach()
+    masks = output["masks"].detach()
+    if masks.ndim == 4:  # [N, 1, H, W] as torchvision returns them
+        masks = masks[:, 0]
+    boxes = output.get("mask_boxes", output["boxes"])
+    pasted = masks.shape[-2:] == (height, width)
+    for i in torch.nonzero(scores >= score_threshold).flatten().tolist():
+        if pasted:
+            yield Window(0, 0, masks[i], float(scores[i]))
+            continue
+        placed = paste_mask(masks[i], boxes[i].detach(), height, width)
+        if placed is not None:
+            yield Window(*placed, float(scores[i]))
+
+
+def _kept_instance(window: Window, tile: Tile, mask_threshold: float) -> Instance | None:
+    """``window`` thresholded and cropped to its mask, if ``tile`` keeps it (see
+    :meth:`~nuclei_pa.engine.tiling.Tile.keeps`), as an instance of the whole image."""
+    fg = window.prob > mask_threshold
+    rows = torch.nonzero(fg.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(fg.any(dim=0)).flatten()
+    ya, yb = int(rows[0]), int(rows[-1]) + 1
+    xa, xb = int(cols[0]), int(cols[-1]) + 1
+    top, left = window.top, window.left
+    if not tile.keeps(top + ya, top + yb, left + xa, left + xb):
+        return None
+    # a copy, not a view: a view would keep the whole tile-sized mask alive
+    local = fg[ya:yb, xa:xb].cpu().numpy().copy()
+    return Instance(tile.y0 + top + ya, tile.x0 + left + xa, local, window.score)
+
+
 def _tile_instances(
     output: dict[str, torch.Tensor],
     tile: Tile,
     score_threshold: float,
     mask_threshold: float,
 ) -> Iterator[Instance]:
-    """The detections of one tile's model output that this tile keeps, cropped to their masks.
-
-    Masks come either pasted to tile size (torchvision's output) or as the mask head's M×M
-    probabilities with their boxes (:class:`~nuclei_pa.model.detector.NativeSizeTransform`
-    with ``paste_masks`` off), pasted here into their boxes alone; both give the same pixels.
-    """
-    scores = output["scores"].detach()
-    masks = output["masks"].detach()
-    if masks.ndim == 4:  # [N, 1, H, W] as torchvision returns them
-        masks = masks[:, 0]
+    """The detections of one tile's model output that this tile keeps, cropped to their masks."""
     th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
-    pasted = masks.shape[-2:] == (th, tw)
-    for i in torch.nonzero(scores >= score_threshold).flatten().tolist():
-        top, left, prob = 0, 0, masks[i]
-        if not pasted:
-            placed = paste_mask(masks[i], output["boxes"][i].detach(), th, tw)
-            if placed is None:
-                continue
-            top, left, prob = placed
-        fg = prob > mask_threshold
-        rows = torch.nonzero(fg.any(dim=1)).flatten()
-        if rows.numel() == 0:
-            continue
-        cols = torch.nonzero(fg.any(dim=0)).flatten()
-        ya, yb = int(rows[0]), int(rows[-1]) + 1
-        xa, xb = int(cols[0]), int(cols[-1]) + 1
-        if not tile.keeps(top + ya, top + yb, left + xa, left + xb):
-            continue
-        # a copy, not a view: a view would keep the whole tile-sized mask alive
-        local = fg[ya:yb, xa:xb].cpu().numpy().copy()
-        yield Instance(tile.y0 + top + ya, tile.x0 + left + xa, local, float(scores[i]))
+    for window in _windows(output, th, tw, score_threshold):
+        instance = _kept_instance(window, tile, mask_threshold)
+        if instance is not None:
+            yield instance
+
+
+def _flipped_tile_instances(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    tile: Tile,
+    score_threshold: float,
+    mask_threshold: float,
+) -> Iterator[Instance]:
+    """:func:`_tile_instances` of the tile ``x`` and its flips, merged (:mod:`.tta`).
+
+    Only one view's output is alive at a time; the detections kept from each are their
+    box-sized probability windows, so memory stays that of one tile.
+    """
+    th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+    views = []
+    for dims in FLIPS:
+        output = model([x.flip(dims) if dims else x])[0]
+        views.append(
+            [unflip(trim(w), dims, th, tw) for w in _windows(output, th, tw, score_threshold)]
+        )
+        del output
+    for window in merge_views(views, mask_threshold):
+        instance = _kept_instance(window, tile, mask_threshold)
+        if instance is not None:
+            yield instance
 
 
 @contextlib.contextmanager
@@ -172,6 +219,23 @@ def _score_floor(
     return _temporarily(heads, "score_thresh", floor)
 
 
+def _mask_box_scale(
+    model: torch.nn.Module, scale: float | None
+) -> contextlib.AbstractContextManager:
+    """The model's mask head on boxes grown by ``scale`` for the block (None: its own)."""
+    heads = getattr(model, "roi_heads", None)
+    if scale is None or scale == getattr(heads, "mask_box_scale", 1.0):
+        return contextlib.nullcontext()
+    if not hasattr(heads, "mask_box_scale"):
+        raise ValueError(f"mask_box_scale {scale} needs a nuclei-pa model (PARoIHeads)")
+    from nuclei_pa.model.config import MASK_BOX_SCALES
+
+    low, high = MASK_BOX_SCALES
+    if not low <= scale <= high:
+        raise ValueError(f"mask_box_scale must be between {low} and {high}, got {scale}")
+    return _temporarily(heads, "mask_box_scale", float(scale))
+
+
 def predict_image(
     model: torch.nn.Module,
     image: np.ndarray,
@@ -184,6 +248,8 @@ def predict_image(
     tile_overlap: int = DEFAULTS["tile_overlap"],
     device: str | torch.device | None = None,
     levels: np.ndarray | str | None = "own",
+    test_time_flips: bool | None = None,
+    mask_box_scale: float | None = None,
 ) -> tuple[np.ndarray, dict[int, float]]:
     """Instance labels (int32, 0 = background, 1 = best score) of one image, and each label's score.
 
@@ -193,8 +259,12 @@ def predict_image(
     is run in eval mode and put back in its previous mode afterwards. ``levels`` "own" takes the
     intensity levels of this image (the model's ``intensity`` mode); a part of a larger image (a
     slide's tile) passes the whole image's instead (``intensity_levels`` of it).
+    ``test_time_flips`` (merge the image's flips, :mod:`.tta`) and ``mask_box_scale`` (the mask
+    head on grown boxes): None takes the model's own (its ``ModelConfig``).
     """
     dev = _model_device(model) if device is None else resolve_device(device)
+    if test_time_flips is None:
+        test_time_flips = bool(getattr(model, "test_time_flips", False))
     height, width = image.shape[:2]
     tiles = tile_grid(height, width, tile_size, tile_overlap)
     if isinstance(levels, str):
@@ -207,9 +277,16 @@ def predict_image(
             torch.inference_mode(),
             _score_floor(model, score_threshold),
             _masks_unpasted(model),
+            _mask_box_scale(model, mask_box_scale),
         ):
             for tile in tiles:
                 x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1], levels).to(dev)
+                if test_time_flips:
+                    instances += _flipped_tile_instances(
+                        model, x, tile, score_threshold, mask_threshold
+                    )
+                    del x
+                    continue
                 output = model([x])[0]
                 del x
                 instances += _tile_instances(output, tile, score_threshold, mask_threshold)
@@ -270,6 +347,8 @@ def predict_folder(
     tile_overlap: int = DEFAULTS["tile_overlap"],
     device: str | torch.device | None = "auto",
     progress: bool = True,
+    test_time_flips: bool | None = None,
+    mask_box_scale: float | None = None,
 ) -> dict[str, int]:
     """Predict every image; write ``out_dir/labels/<stem>.tif`` and ``out_dir/predictions.json``.
 
@@ -277,6 +356,7 @@ def predict_folder(
     ``predictions.json`` is a full COCO document (images, RLE annotations with ``score``, the
     nucleus category) that ``nuclei-pa evaluate`` and pycocotools read. ``labels/`` is replaced
     as a whole and the JSON written, each atomically, only once every image has succeeded.
+    ``test_time_flips`` and ``mask_box_scale`` as in :func:`predict_image` (None: the model's).
     Returns the numbers of images and instances.
     """
     from tqdm import tqdm
@@ -296,6 +376,16 @@ def predict_folder(
         "dilate": dilate,
         "tile_size": tile_size,
         "tile_overlap": tile_overlap,
+        "test_time_flips": (
+            bool(getattr(model, "test_time_flips", False))
+            if test_time_flips is None
+            else test_time_flips
+        ),
+        "mask_box_scale": (
+            float(getattr(getattr(model, "roi_heads", None), "mask_box_scale", 1.0))
+            if mask_box_scale is None
+            else mask_box_scale
+        ),
     }
     coco_images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []

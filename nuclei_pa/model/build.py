@@ -134,6 +134,7 @@ def _roi_heads(cfg: ModelConfig) -> PARoIHeads:
         mask_predictor=MaskRCNNPredictor(mask_channels[-1], mask_channels[-1], 2),
     )
     heads.ignore_iou = cfg.box_ignore_iou
+    heads.mask_box_scale = cfg.mask_box_scale
     return heads
 
 
@@ -188,6 +189,7 @@ def build_model(cfg: ModelConfig) -> NucleusRCNN:
         cfg.labelled_match_iou,
     )
     model.intensity = cfg.intensity
+    model.test_time_flips = cfg.test_time_flips
     if cfg.init == "coco":
         load_matching(model, coco_state_dict(cfg.backbone))
     elif is_detectron(cfg.init):

@@ -28,6 +28,13 @@ CAFFE2_STD = 1 / 255
 CAFFE2_STD_TOLERANCE = 2.0
 
 
+#: Allowed ``mask_box_scale``: shrinking would cut every nucleus; past 2 the mask head's 28×28
+#: grid spends most of its resolution on background.
+MASK_BOX_SCALES = (1.0, 2.0)
+
+#: Settings that only change prediction, not the trained weights.
+INFERENCE_KEYS = ("mask_box_scale", "test_time_flips")
+
 #: How pixel values become the model's 0..1 input (see nuclei_pa.engine.tensors).
 INTENSITY_MODES = ("fixed", "percentile")
 
@@ -86,6 +93,14 @@ class ModelConfig:
     box_score_thresh: float = 0.05
     box_nms_thresh: float = 0.5
     detections_per_image: int = 1000  # images are dense
+    # --- inference only (nuclei_pa.engine.predict; training ignores them) ---------------------
+    # The mask head reads each detection's box grown by this factor about its centre, and its
+    # mask is pasted into that grown box: a nucleus a little larger than its box is then not cut
+    # off in a straight line where the box ended. 1.0: torchvision's, the box itself.
+    mask_box_scale: float = 1.0
+    # Predict on the image and its horizontal, vertical and double flips and merge the four
+    # (nuclei_pa.engine.tta): four times the prediction time.
+    test_time_flips: bool = False
     # --- partial-annotation module (paper section II) ----------------------------------------
     attention_levels: tuple[str, ...] = ("0",)  # FPN levels with self-attention; "0" = fpn1
     attention_channels: int = 64  # Cb = Cv
@@ -274,6 +289,11 @@ def _validate(cfg: ModelConfig) -> None:
     for name in ("center_box_weights", "rpn_box_weights"):
         if min(getattr(cfg, name)) <= 0:
             raise bad(name, "four positive numbers")
+    if not isinstance(cfg.test_time_flips, bool):
+        raise bad("test_time_flips", "true or false")
+    low, high = MASK_BOX_SCALES
+    if not low <= cfg.mask_box_scale <= high:
+        raise bad("mask_box_scale", f"between {low} and {high} (1 = the box itself)")
     if cfg.anchor_wh is not None and min(cfg.anchor_wh) <= 0:
         raise bad("anchor_wh", "two positive numbers (median nucleus width, height)")
 
@@ -282,6 +302,8 @@ def _validate(cfg: ModelConfig) -> None:
 SAVED_BEFORE: dict[str, Any] = {
     "center_box_weights": (10.0, 10.0, 5.0, 5.0),
     "intensity": "fixed",
+    "mask_box_scale": 1.0,
+    "test_time_flips": False,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

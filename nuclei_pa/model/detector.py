@@ -12,6 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
 from nuclei_pa.model.attention import DecomposedSelfAttention
@@ -42,10 +43,17 @@ class NativeSizeTransform(GeneralizedRCNNTransform):
     paste_masks: bool = True
 
     def postprocess(self, result, image_shapes, original_image_sizes):
-        if self.training or self.paste_masks:
+        if self.training:
+            return result
+        if self.paste_masks and not any("mask_boxes" in pred for pred in result):
             return super().postprocess(result, image_shapes, original_image_sizes)
         for pred, size, original in zip(result, image_shapes, original_image_sizes, strict=True):
             pred["boxes"] = resize_boxes(pred["boxes"], size, original)
+            if "mask_boxes" in pred:  # masks of boxes grown at inference (PARoIHeads)
+                pred["mask_boxes"] = resize_boxes(pred["mask_boxes"], size, original)
+            if self.paste_masks and "masks" in pred:
+                boxes = pred.get("mask_boxes", pred["boxes"])
+                pred["masks"] = paste_masks_in_image(pred["masks"], boxes, original)
         return result
 
     def __init__(
@@ -157,6 +165,8 @@ class NucleusRCNN(GeneralizedRCNN):
         self.diagnostics: dict[str, float] = {}
         #: How images become input (``ModelConfig.intensity``): whoever feeds the model reads it.
         self.intensity = "fixed"
+        #: Predict on flipped views too (``ModelConfig.test_time_flips``; engine.predict reads it).
+        self.test_time_flips = False
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
         if self.training:

@@ -6,6 +6,10 @@ threshold) are relabelled -1, so ``subsample`` never picks them. Background prop
 mostly on a target's ignore mask (:data:`~nuclei_pa.model.ignore.IGNORE_KEY`) are relabelled -1
 too, and the mask loss leaves the ignored pixels out
 (:func:`~nuclei_pa.model.ignore.ignoring_mask_loss`).
+
+At inference the mask head can read each detection's box grown about its centre
+(``mask_box_scale``, :attr:`PARoIHeads.mask_box_scale`): the grown boxes come back as each
+result's ``"mask_boxes"``, the boxes its masks belong to.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from torch import Tensor
-from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.roi_heads import RoIHeads, expand_boxes
 
 from nuclei_pa.model.ignore import (
     IGNORE_KEY,
@@ -35,6 +39,9 @@ class PARoIHeads(RoIHeads):
     #: The current training pass's ignore masks (None: no target has one).
     _ignores: list[Tensor | None] | None = None
     _sampled: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
+    #: Inference: the mask head reads each detection box grown by this factor about its centre
+    #: (``ModelConfig.mask_box_scale``); 1.0 is torchvision's path, unchanged.
+    mask_box_scale: float = 1.0
 
     def forward(
         self,
@@ -46,6 +53,8 @@ class PARoIHeads(RoIHeads):
         """torchvision's forward; with ignore masks, the mask loss recomputed without the
         ignored pixels from the very logits and positives torchvision's used."""
         self._ignores = None
+        if not self.training and self.mask_box_scale != 1.0 and self.has_mask():
+            return self._forward_grown_masks(features, proposals, image_shapes)
         if not self.training or targets is None or not any(IGNORE_KEY in t for t in targets):
             return super().forward(features, proposals, image_shapes, targets)
         self._ignores = [t.get(IGNORE_KEY) for t in targets]
@@ -72,6 +81,30 @@ class PARoIHeads(RoIHeads):
                 [m[k] for m, k in zip(matched, positive, strict=True)],
                 [t.get(IGNORE_KEY) for t in targets],
             )
+        return result, losses
+
+    def _forward_grown_masks(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """torchvision's inference, its mask head fed the detection boxes grown by
+        :attr:`mask_box_scale`; each result gets those boxes as ``"mask_boxes"``."""
+        grown: list[Tensor] = []
+
+        def grow(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            feats, boxes, shapes = args
+            grown.extend(expand_boxes(b, self.mask_box_scale) for b in boxes)
+            return feats, list(grown), shapes
+
+        hook = self.mask_roi_pool.register_forward_pre_hook(grow)
+        try:
+            result, losses = super().forward(features, proposals, image_shapes)
+        finally:
+            hook.remove()
+        for res, boxes in zip(result, grown, strict=True):
+            res["mask_boxes"] = boxes
         return result, losses
 
     def select_training_samples(
