@@ -12,8 +12,8 @@ import pytest
 import requests
 import torch
 
-from nuclei_pa.data import sources
 from nuclei_pa.errors import InputError
+from nuclei_pa.io import download
 from nuclei_pa.model import ModelConfig, build_model
 from nuclei_pa.model import detectron as det
 
@@ -175,7 +175,7 @@ def test_urls_download_verified_and_the_paper_file_fails_offline_with_directions
     detectron_file, tmp_path, monkeypatch
 ):
     path, _ = detectron_file
-    monkeypatch.setattr(sources, "DOWNLOAD_RETRIES", 0)
+    monkeypatch.setattr(download, "DOWNLOAD_RETRIES", 0)
     got = det.resolve(path.as_uri(), tmp_path / "cache")
     assert got.read_bytes() == path.read_bytes()
     recorded = (tmp_path / "cache" / "hashes.json").read_text()

@@ -16,17 +16,19 @@ import pooch
 import pytest
 import requests
 
-from nuclei_pa.data import sources
 from nuclei_pa.data.convert import CONVERTERS
-from nuclei_pa.data.sources import REGISTRY, RemoteFile, extract, fetch, prepare
+from nuclei_pa.data.prepare import fetch, prepare
+from nuclei_pa.data.sources import REGISTRY
 from nuclei_pa.errors import InputError
+from nuclei_pa.io import download
 from nuclei_pa.io.dataset import read_split
+from nuclei_pa.io.download import RemoteFile, extract
 from tests.test_convert import write_tnbc_tree
 
 
 @pytest.fixture(autouse=True)
 def _no_retries(monkeypatch):
-    monkeypatch.setattr(sources, "DOWNLOAD_RETRIES", 0)  # pooch sleeps between retries
+    monkeypatch.setattr(download, "DOWNLOAD_RETRIES", 0)  # pooch sleeps between retries
 
 
 def sha256(path: Path) -> str:
@@ -102,7 +104,7 @@ def test_truncated_file_is_detected(tmp_path, monkeypatch):
 def test_unpublished_hash_is_recorded_then_enforced(tmp_path, monkeypatch, caplog):
     archive = make_zip(tmp_path / "src.zip", {"a.txt": b"version 1"})
     register(monkeypatch, "tnbc", archive.as_uri(), "data.zip", None)
-    with caplog.at_level(logging.WARNING, logger="nuclei_pa.data.sources"):
+    with caplog.at_level(logging.WARNING, logger="nuclei_pa.io.download"):
         fetch("tnbc", tmp_path / "cache")
     hashes = tmp_path / "cache" / "tnbc" / "hashes.json"
     assert json.loads(hashes.read_text()) == {"data.zip": sha256(archive)}
@@ -168,15 +170,15 @@ def test_an_archive_unpacking_beyond_the_limits_is_refused_before_extracting(
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
     assert archive.stat().st_size < 50_000
-    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 1 << 20)
     with pytest.raises(InputError, match=r"bomb\..*would unpack to 2097153 bytes, more than the"):
         extract(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 4 << 20)
-    monkeypatch.setattr(sources, "MAX_MEMBERS", 1)
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 4 << 20)
+    monkeypatch.setattr(download, "MAX_MEMBERS", 1)
     with pytest.raises(InputError, match=r"holds 2 members, more than the 1 allowed"):
         extract(archive, tmp_path / "out")
-    monkeypatch.setattr(sources, "MAX_MEMBERS", 2)
+    monkeypatch.setattr(download, "MAX_MEMBERS", 2)
     assert sorted(extract(archive, tmp_path / "out")) == ["big.bin", "small.txt"]
 
 
@@ -333,9 +335,9 @@ def test_web_page_kinds(tmp_path):
     for k, (content, kind) in enumerate(cases.items()):
         path = tmp_path / f"p{k}"
         path.write_bytes(content)
-        assert kind in sources.web_page(path)
+        assert kind in download.web_page(path)
     archive = make_zip(tmp_path / "real.zip", {"index.html": b"<!doctype html><html></html>"})
-    assert sources.web_page(archive) is None  # a zip holding a page is still a zip
+    assert download.web_page(archive) is None  # a zip holding a page is still a zip
 
 
 def test_kumar_zip_is_pinned_to_the_checksum_torch_em_publishes():
@@ -352,7 +354,7 @@ def test_a_zip_declaring_a_huge_size_is_refused_from_its_directory(tmp_path, mon
     entry = data.index(b"PK\x01\x02")  # central directory header; uncompressed size at +24
     data[entry + 24 : entry + 28] = (4_000_000_000).to_bytes(4, "little")
     archive.write_bytes(bytes(data))
-    monkeypatch.setattr(sources, "MAX_UNPACKED_BYTES", 1 << 30)
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 1 << 30)
     with pytest.raises(InputError, match=r"liar\.zip: would unpack to 4000000000 bytes"):
         extract(archive, tmp_path / "out")
     assert not (tmp_path / "out" / "a.txt").exists()

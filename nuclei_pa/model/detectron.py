@@ -220,7 +220,7 @@ def load_detectron(
 def resolve(spec: str, cache_dir: str | Path | None = None) -> Path:
     """The local file of ``init: detectron:<spec>``: a path, a URL (downloaded, verified and
     cached), or a name of :data:`PAPER_WEIGHTS`."""
-    from nuclei_pa.data.sources import RemoteFile, download_file
+    from nuclei_pa.io.download import RemoteFile, download_file
 
     if spec in PAPER_WEIGHTS:
         url, filename = PAPER_WEIGHTS[spec]

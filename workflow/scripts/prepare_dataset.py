@@ -2,11 +2,10 @@
 then carve its validation images out of the training split when the config asks for them."""
 
 import dataclasses
-import tempfile
 
-from nuclei_pa.data.convert_tnbc import tnbc_breast_split
 from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
-from nuclei_pa.data.sources import describe, prepare
+from nuclei_pa.data.prepare import prepare, prepare_breast_split
+from nuclei_pa.data.sources import describe
 from nuclei_pa.data.synth import SynthConfig, synthesize
 from nuclei_pa.data.validation import ValidationSplit, carve_validation
 from nuclei_pa.io.logs import redirect_output
@@ -25,9 +24,8 @@ else:
     options = {"require_all": False} if dl.get("allow_missing") else {}
     print(describe(dl["source"]))
     if dl.get("breast_split_with"):
-        with tempfile.TemporaryDirectory(dir=resources) as tmp:
-            prepare(dl["source"], tmp, resources, root, **options)
-            print(tnbc_breast_split(tmp, snakemake.input[0], out))
+        kumar = snakemake.input[0]
+        print(prepare_breast_split(dl["source"], kumar, out, resources, root, **options))
     else:
         print(prepare(dl["source"], out, resources, root, **options))
 if dataset.validation is not None:
