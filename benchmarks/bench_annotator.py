@@ -39,7 +39,8 @@ from nuclei_pa.annotate.layout import COCO_FILE, ImageRef, instances_document, r
 from nuclei_pa.annotate.review import matches
 from nuclei_pa.annotate.session import ProposalSettings, run_round
 from nuclei_pa.data.derive import crop_labels, remove_instances
-from nuclei_pa.data.synth import SynthConfig, generate_split
+from nuclei_pa.data.synth import generate_split
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.engine import TrainConfig
 from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.atomic import write_json

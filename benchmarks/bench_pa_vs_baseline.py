@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 
 from nuclei_pa.data.derive import DeriveReport, derive
-from nuclei_pa.data.synth import SynthConfig, synthesize
+from nuclei_pa.data.synth import synthesize
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine.predict import load_model, predict_folder
 from nuclei_pa.eval.folders import evaluate

@@ -28,7 +28,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from nuclei_pa.data.synth import SynthConfig, synthesize
+from nuclei_pa.data.synth import synthesize
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine.choose import validation_curve
 from nuclei_pa.model import ModelConfig

@@ -37,7 +37,8 @@ import pandas as pd
 import torch
 
 from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
-from nuclei_pa.data.synth import SynthConfig, synthesize
+from nuclei_pa.data.synth import synthesize
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine.data import NucleusDataset, batch_plan, open_dataset
 from nuclei_pa.engine.evaluate import evaluate_checkpoints

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from nuclei_pa.data.synth import SynthConfig, generate_split
+from nuclei_pa.data.synth import generate_split
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.formats import read_annotation
 from nuclei_pa.io.imagej import write_imagej_rois

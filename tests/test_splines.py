@@ -146,7 +146,8 @@ def test_mean_iou_on_realistic_nucleus_masks():
 
 
 def test_mean_iou_on_synthetic_images():
-    from nuclei_pa.data.synth import SynthConfig, generate_image
+    from nuclei_pa.data.synth import generate_image
+    from nuclei_pa.data.synth_config import SynthConfig
 
     ious = []
     for seed in range(3):

@@ -11,13 +11,8 @@ from scipy import ndimage
 from skimage.color import rgb2hed
 
 from nuclei_pa.classical import otsu_watershed
-from nuclei_pa.data.synth import (
-    STYLES,
-    SynthConfig,
-    generate_image,
-    generate_split,
-    synthesize,
-)
+from nuclei_pa.data.synth import STYLES, generate_image, generate_split, synthesize
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.io.dataset import read_split
 
 FLUO = SynthConfig(n_train=4, n_test=2)

@@ -51,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nuclei_pa.data.synth import SynthConfig, synthesize
+    from nuclei_pa.data.synth import synthesize
+    from nuclei_pa.data.synth_config import SynthConfig
 
     overrides = {
         "mode": args.mode,

@@ -9,11 +9,10 @@ Poisson (shot) and Gaussian (read) noise before 8-bit quantisation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy import ndimage
 
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.data.synth_shapes import (
     Canvas,
     Crowds,
@@ -25,9 +24,6 @@ from nuclei_pa.data.synth_shapes import (
     random_harmonics,
     smooth_noise,
 )
-
-if TYPE_CHECKING:
-    from nuclei_pa.data.synth import SynthConfig
 
 
 def place_fluorescence(cfg: SynthConfig, rng: np.random.Generator) -> Canvas:

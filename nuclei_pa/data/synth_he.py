@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.data.synth_shapes import (
     Canvas,
     Crowds,
@@ -32,9 +32,6 @@ from nuclei_pa.data.synth_shapes import (
     smooth_noise,
 )
 from nuclei_pa.data.synth_styles import HEStyle
-
-if TYPE_CHECKING:
-    from nuclei_pa.data.synth import SynthConfig
 
 HEMATOXYLIN = np.array([0.65, 0.70, 0.29])
 EOSIN = np.array([0.07, 0.99, 0.11])

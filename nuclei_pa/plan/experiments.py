@@ -157,7 +157,7 @@ def _local_split(d: Mapping[str, Any]) -> tuple[list[str], list[str]] | None:
     from nuclei_pa.errors import InputError
 
     if d.get("kind", "synth") == "synth":
-        from nuclei_pa.data.synth import SynthConfig
+        from nuclei_pa.data.synth_config import SynthConfig
 
         n = int(d.get("synth", {}).get("n_train", SynthConfig().n_train))
         return [f"train_{i:04d}" for i in range(n)], []

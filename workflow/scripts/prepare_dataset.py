@@ -6,7 +6,8 @@ import dataclasses
 from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
 from nuclei_pa.data.prepare import prepare, prepare_breast_split
 from nuclei_pa.data.sources import describe
-from nuclei_pa.data.synth import SynthConfig, synthesize
+from nuclei_pa.data.synth import synthesize
+from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.data.validation import ValidationSplit, carve_validation
 from nuclei_pa.io.logs import redirect_output
 
