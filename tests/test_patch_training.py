@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nuclei_pa.data.derive import MIN_CROP_AREA
+from nuclei_pa.crops import MIN_CROP_AREA
 from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine.data import (
     NUCLEUS_BIAS,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nuclei_pa.crops import MIN_CROP_AREA, is_sliver
 from nuclei_pa.data.effort import parts
 from nuclei_pa.io.dataset import Sample
 
@@ -50,18 +51,6 @@ def remove_instances(sample: Sample, keep_fraction: float, seed: int) -> Sample:
     return Sample(
         sample.name, sample.image, relabel_consecutive(labels), dict(sample.meta), sample.ignore
     )
-
-
-# Pixels a nucleus cut by a crop border must keep to stay annotated (crop derivation, patches).
-MIN_CROP_AREA = 10
-
-
-def is_sliver(areas: np.ndarray, min_area: int = MIN_CROP_AREA) -> np.ndarray:
-    """Which instances of a crop to drop, given their pixel counts in it: present but under
-    ``min_area``, since nobody would annotate a nucleus they cannot see. Shared by the ``crop``
-    derivation and patch training (:mod:`nuclei_pa.engine.data`) so both cut nuclei alike."""
-    areas = np.asarray(areas)
-    return (areas > 0) & (areas < min_area)
 
 
 def crop_sample(
