@@ -83,7 +83,8 @@ def effort_table(
     efforts: Mapping[str, Sequence[Mapping[str, float]]],
     reference: str | None = None,
 ) -> pd.DataFrame:
-    """One row per model: arm, dataset, variant, effort, mAP and AJI with their intervals, both
+    """One row per model (dataset by dataset, variant by variant, the arms in their order):
+    arm, dataset, variant, effort, mAP and AJI with their intervals, both
     per :data:`PER` effort units, and the per-effort difference from the reference arm.
 
     ``models`` gives each model's ``dataset`` (the one it is tested on) and ``variant``;
@@ -138,6 +139,10 @@ def effort_table(
             }
         rows.append(row)
     table = pd.DataFrame(rows)
+    order = {c: list(dict.fromkeys(table[c])) for c in ("dataset", "variant", "arm")}
+    table = table.sort_values(
+        list(order), key=lambda col: col.map(order[col.name].index), kind="stable"
+    ).reset_index(drop=True)  # dataset by dataset, variant by variant: the arms side by side
     table.attrs["reference"] = reference
     return table
 
@@ -148,6 +153,13 @@ def _fmt(row: pd.Series, label: str, spec: str = ".3f", sign: bool = False) -> s
         return "—"
     s = "+" if sign else ""
     return f"{est:{s}{spec}} [{low:{s}{spec}}, {high:{s}{spec}}]"
+
+
+def _delta(row: pd.Series, label: str, reference: str) -> str:
+    """A Markdown cell: the per-effort difference from the reference arm, or that it is it."""
+    if row["arm"] == reference:
+        return "(reference)"
+    return _fmt(row, f"Δ {label} per {PER} units", sign=True)
 
 
 def effort_reading(table: pd.DataFrame) -> list[str]:
@@ -176,6 +188,7 @@ def effort_markdown(table: pd.DataFrame, region_cost: float = REGION_COST) -> st
     """The table for people: one interval per cell, the reading below it."""
     reference = table.attrs.get("reference", "")
     per = f"per {PER} units"
+    rows = [r for _, r in table.iterrows()]
     shown = pd.DataFrame(
         {
             "arm": table["arm"],
@@ -185,21 +198,17 @@ def effort_markdown(table: pd.DataFrame, region_cost: float = REGION_COST) -> st
             "nuclei + regions": [
                 f"{n:.0f} + {r:.0f}" for n, r in zip(table["nuclei"], table["regions"], strict=True)
             ],
-            "mAP [95 % CI]": [_fmt(r, "mAP") for _, r in table.iterrows()],
-            "AJI [95 % CI]": [_fmt(r, "AJI") for _, r in table.iterrows()],
+            "mAP [95 % CI]": [_fmt(r, "mAP") for r in rows],
+            "AJI [95 % CI]": [_fmt(r, "AJI") for r in rows],
             f"mAP {per}": table[f"mAP {per}"].map(lambda v: f"{v:.3f}"),
-            f"Δ mAP {per} vs '{reference}'": [
-                _fmt(r, f"Δ mAP {per}", sign=True) for _, r in table.iterrows()
-            ],
+            f"Δ mAP {per} vs '{reference}'": [_delta(r, "mAP", reference) for r in rows],
             f"AJI {per}": table[f"AJI {per}"].map(lambda v: f"{v:.3f}"),
-            f"Δ AJI {per} vs '{reference}'": [
-                _fmt(r, f"Δ AJI {per}", sign=True) for _, r in table.iterrows()
-            ],
+            f"Δ AJI {per} vs '{reference}'": [_delta(r, "AJI", reference) for r in rows],
         }
     )
     text = (
         "## Annotation effort: test mAP and AJI per arm at equal effort\n\n"
-        + shown.to_markdown(index=False)
+        + shown.to_markdown(index=False, disable_numparse=True)
         + "\n\n"
         + f"Effort: 1 unit per outlined nucleus, {region_cost:g} per fully annotated region "
         "(nuclei_pa.data.effort), as each training set's derivation recorded it. Every model at "
