@@ -16,7 +16,8 @@ from nuclei_pa.annotate.session import (
 from nuclei_pa.cli import build_parser
 from nuclei_pa.commands import annotate as command
 from nuclei_pa.engine import TrainConfig
-from nuclei_pa.engine.train import _Progress, format_duration
+from nuclei_pa.engine.train import _progress, _report
+from nuclei_pa.io.progress import format_duration
 
 
 def test_the_device_picks_the_defaults(monkeypatch):
@@ -71,9 +72,9 @@ def test_the_chosen_defaults_are_said_with_how_to_override():
 
 
 def test_progress_lines_say_how_long_is_left(capsys):
-    meter = _Progress(0, TrainConfig(iterations=4, log_every=2), enabled=True)
-    meter.update(1, {"loss": 1.0})
-    meter.update(2, {"loss": 0.5, "loss_mask": 0.25})
+    meter = _progress(0, TrainConfig(iterations=4, log_every=2), enabled=True)
+    _report(meter, 1, {"loss": 1.0})
+    _report(meter, 2, {"loss": 0.5, "loss_mask": 0.25})
     err = capsys.readouterr().err
     assert err.startswith("train 2/4 loss=0.5000 mask=0.2500 (") and " left)" in err
     assert err.count("\n") == 1  # every log_every iterations, not every one
@@ -91,5 +92,5 @@ def test_no_progress_when_disabled(capsys):
     bar = _bar(2, "predict", enabled=False)
     bar.update()
     bar.close()
-    _Progress(0, TrainConfig(iterations=2, log_every=1), False).update(1, {"loss": 1.0})
+    _report(_progress(0, TrainConfig(iterations=2, log_every=1), False), 1, {"loss": 1.0})
     assert capsys.readouterr().err == ""

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ from nuclei_pa.io.atomic import atomic_dir, write_json, write_text
 from nuclei_pa.io.coco import coco_document, labels_to_annotations
 from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR
 from nuclei_pa.io.images import read_image, write_tiff
+from nuclei_pa.io.progress import Progress
 from nuclei_pa.model import ModelConfig
 
 __all__ = [
@@ -533,39 +533,9 @@ def _link_model(work_model: Path, checkpoint: Path, dst: Path) -> None:
             shutil.copy2(src, dst / name)
 
 
-class _bar:
-    """Progress over images when ``enabled``: a tqdm bar (with time left) on a terminal, else a
-    plain line with the time left about every tenth of the way (log files keep no bar)."""
-
-    def __init__(self, total: int, desc: str, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.total, self.desc, self.done = total, desc, 0
-        self.lines = enabled and not sys.stderr.isatty()
-        self.every = max(1, total // 10)
-        self.tic = time.perf_counter()
-        self.tqdm = tqdm(
-            total=total,
-            desc=desc,
-            unit="img",
-            disable=not enabled or self.lines,
-            file=sys.stderr,
-            leave=False,
-        )
-
-    def update(self) -> None:
-        self.tqdm.update(1)
-        self.done += 1
-        if self.lines and (self.done % self.every == 0 or self.done == self.total):
-            from nuclei_pa.engine.train import format_duration
-
-            per = (time.perf_counter() - self.tic) / self.done
-            print(
-                f"{self.desc} {self.done}/{self.total} images ({per:.2f} s/image, "
-                f"{format_duration(per * (self.total - self.done))} left)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        self.tqdm.close()
+def _bar(total: int, desc: str, enabled: bool) -> Progress:
+    """Progress over images: a line about every tenth of the way when there is no terminal."""
+    every = max(1, total // 10)
+    return Progress(
+        total, desc, enabled, every, unit="img", item="image", noun="images", leave=False
+    )

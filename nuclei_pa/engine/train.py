@@ -23,7 +23,6 @@ import dataclasses
 import math
 import random
 import resource
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from nuclei_pa.engine.distributed import (
 from nuclei_pa.engine.tensors import resolve_device
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.atomic import atomic_path
+from nuclei_pa.io.progress import Progress
 from nuclei_pa.model import ModelConfig, build_model, median_box_wh
 
 LOG_NAME = "train_log.csv"
@@ -259,7 +259,7 @@ class _Run:
             )
         self.model.train()
         log = TrainLog(self.out_dir / LOG_NAME, start) if world.is_main else None
-        meter = _Progress(start, cfg, enabled=progress and world.is_main)
+        meter = _progress(start, cfg, enabled=progress and world.is_main)
         batches = self._batches(start)
         iteration = start
         try:
@@ -267,7 +267,7 @@ class _Run:
                 row = self._step(net, batches, iteration)
                 if log is not None:
                     log.append(row)
-                meter.update(iteration, row)
+                _report(meter, iteration, row)
                 if iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations:
                     if world.is_main:
                         assert log is not None
@@ -489,52 +489,13 @@ def _complete_rows(path: Path, upto: int) -> tuple[list[dict[str, str]], list[st
     return rows, header
 
 
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``3 min 05 s`` or ``1 h 02 min``: time-left estimates in log lines."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+def _progress(start: int, cfg: TrainConfig, enabled: bool) -> Progress:
+    """Training's progress: the loss on the bar, every loss term in a line every ``log_every``."""
+    return Progress(cfg.iterations, "train", enabled, cfg.log_every, start=start, rate=True)
 
 
-class _Progress:
-    """A tqdm bar (loss, it/s, time left) on a terminal; a plain line every ``log_every`` with
-    the same otherwise (log files, Snakemake, SLURM), so a long run says when it will end."""
-
-    def __init__(self, start: int, cfg: TrainConfig, enabled: bool) -> None:
-        self.cfg, self.enabled, self.start = cfg, enabled, start
-        self.tic = time.perf_counter()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=cfg.iterations, initial=start, desc="train", unit="it", file=sys.stderr
-            )
-
-    def update(self, iteration: int, row: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
-            self.bar.update(1)
-            return
-        if iteration % self.cfg.log_every == 0 or iteration == self.cfg.iterations:
-            elapsed = max(time.perf_counter() - self.tic, 1e-9)
-            rate = (iteration - self.start) / elapsed
-            terms = " ".join(
-                f"{k.removeprefix('loss_')}={v:.4f}" for k, v in row.items() if k.startswith("loss")
-            )
-            left = (self.cfg.iterations - iteration) / rate
-            print(
-                f"train {iteration}/{self.cfg.iterations} {terms} ({rate:.3g} it/s, "
-                f"{elapsed / (iteration - self.start):.2f} s/it, {format_duration(left)} left)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _report(meter: Progress, iteration: int, row: dict[str, float]) -> None:
+    terms = " ".join(
+        f"{k.removeprefix('loss_')}={v:.4f}" for k, v in row.items() if k.startswith("loss")
+    )
+    meter.update(iteration, postfix={"loss": f"{row['loss']:.4f}"}, detail=terms)
