@@ -213,8 +213,8 @@ def build_configs(
     previous round's model without checking).
     """
     from nuclei_pa.annotate.session import round_defaults
-    from nuclei_pa.commands.train import read_settings
     from nuclei_pa.engine.config import TrainConfig
+    from nuclei_pa.engine.settings import read_settings
     from nuclei_pa.model import ModelConfig
 
     model, train = read_settings(args.config) if args.config is not None else ({}, {})
