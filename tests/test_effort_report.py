@@ -81,6 +81,27 @@ def test_table_gives_metrics_per_effort_and_the_paired_difference_from_the_refer
     assert c["Δ AJI per 1000 units"] == pytest.approx(0.2 - 0.4)
 
 
+def test_several_seeds_average_each_seed_at_its_own_effort():
+    def run(maps):
+        return pd.DataFrame({"image": ["i1", "i2"], "map": maps, "aji": maps})
+
+    chosen = pd.DataFrame(
+        {"model": ["m", "m"], "seed": [0, 1], "iteration": [200, 300], "score_threshold": 0.5}
+    )
+    runs = {"m": [run([0.4, 0.6]), run([0.6, 0.8])]}
+    efforts = {
+        "m": [
+            {"units": 1000, "nuclei": 1000, "regions": 0},
+            {"units": 2000, "nuclei": 1800, "regions": 100},
+        ]
+    }
+    info = {"m": {"dataset": "d", "variant": "pa"}}
+    row = effort_table({"A": ["m"]}, info, chosen, runs, efforts).iloc[0]
+    assert row["iteration"] == "200/300" and row["effort units"] == 1500
+    assert row["regions"] == 50 and row["mAP"] == pytest.approx(0.6)
+    assert row["mAP per 1000 units"] == pytest.approx((0.5 + 0.35) / 2)
+
+
 def test_reading_names_the_best_arm_per_effort_with_its_interval(tmp_path):
     chosen, runs = _choices(tmp_path)
     table = effort_table(ARMS, INFO, chosen, runs, _efforts())
