@@ -1,8 +1,9 @@
 """Inference-time levers of trained models, side by side on a *validation* split.
 
-Levers (nuclei_pa.engine.predict / .tta, ``ModelConfig.test_time_flips`` and
-``mask_box_scale``): the plain prediction, test-time flips, the mask head on boxes grown 1.1×
-and 1.2×, and flips with each grown box; then, on the plain prediction, the mask threshold
+Levers (nuclei_pa.engine.predict / .tta, ``ModelConfig.test_time_flips``, ``mask_box_scale``
+and ``mask_box_grow``): the plain prediction, test-time flips, the mask head on every box
+grown 1.1× and 1.2× ("all") or only on the boxes that cut their mask grown 1.2× ("cut"), and
+flips with either; then, on the plain prediction, the mask threshold
 (0.4, 0.6 against 0.5) and the box NMS IoU (0.4, 0.6 against the model's 0.5). Each model is
 taken at the checkpoint and score threshold its run chose on validation
 (``eval/<model>/seed0/chosen.json``) and scored on every image of its dataset's validation
@@ -25,10 +26,11 @@ neighbour) is printed as the reference.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +47,27 @@ from nuclei_pa.io.jsonfile import read_json
 #: Model name prefix → workflow dataset folder.
 DATASETS = {"BBBC": "bbbc", "Kumar": "kumar", "F": "fluo"}
 
-#: (row name, predict_image overrides, box NMS IoU or None for the model's own)
-SETTINGS: list[tuple[str, dict, float | None]] = [
-    ("plain", {}, None),
-    ("flips", {"test_time_flips": True}, None),
-    ("box 1.1", {"mask_box_scale": 1.1}, None),
-    ("box 1.2", {"mask_box_scale": 1.2}, None),
-    ("flips + box 1.1", {"test_time_flips": True, "mask_box_scale": 1.1}, None),
-    ("flips + box 1.2", {"test_time_flips": True, "mask_box_scale": 1.2}, None),
-    ("mask thr 0.4", {"mask_threshold": 0.4}, None),
-    ("mask thr 0.6", {"mask_threshold": 0.6}, None),
-    ("nms 0.4", {}, 0.4),
-    ("nms 0.6", {}, 0.6),
+#: (row name, predict_image overrides, settings of the model's R-CNN heads)
+SETTINGS: list[tuple[str, dict, dict]] = [
+    ("plain", {}, {}),
+    ("flips", {"test_time_flips": True}, {}),
+    ("box 1.1 all", {"mask_box_scale": 1.1}, {"mask_box_grow": "all"}),
+    ("box 1.2 all", {"mask_box_scale": 1.2}, {"mask_box_grow": "all"}),
+    ("box 1.2 cut", {"mask_box_scale": 1.2}, {"mask_box_grow": "cut"}),
+    (
+        "flips+box 1.2 all",
+        {"test_time_flips": True, "mask_box_scale": 1.2},
+        {"mask_box_grow": "all"},
+    ),
+    (
+        "flips+box 1.2 cut",
+        {"test_time_flips": True, "mask_box_scale": 1.2},
+        {"mask_box_grow": "cut"},
+    ),
+    ("mask thr 0.4", {"mask_threshold": 0.4}, {}),
+    ("mask thr 0.6", {"mask_threshold": 0.6}, {}),
+    ("nms 0.4", {}, {"nms_thresh": 0.4}),
+    ("nms 0.6", {}, {"nms_thresh": 0.6}),
 ]
 #: Rows that reuse the plain run's model outputs (only the mask threshold differs).
 CACHED = ("mask thr 0.4", "mask thr 0.6")
@@ -99,6 +110,7 @@ def _caching(model: torch.nn.Module) -> dict:
             heads.score_thresh,
             heads.nms_thresh,
             heads.mask_box_scale,
+            heads.mask_box_grow,
             model.transform.paste_masks,
         )
         if key not in cache:
@@ -109,39 +121,30 @@ def _caching(model: torch.nn.Module) -> dict:
     return cache
 
 
-def run_setting(
-    model: torch.nn.Module,
-    split: TestSplit,
-    score_threshold: float,
-    overrides: dict,
-    nms: float | None,
-    progress: Callable[[str], None],
-) -> dict:
-    before = model.roi_heads.nms_thresh
-    if nms is not None:
-        model.roi_heads.nms_thresh = nms
-    rows, considered, flagged, seconds = [], 0, 0, 0.0
+@contextlib.contextmanager
+def _heads(model: torch.nn.Module, settings: dict) -> Iterator[None]:
+    """The model's R-CNN heads with ``settings`` for the block."""
+    heads = model.roi_heads
+    before = {k: getattr(heads, k) for k in settings}
+    for k, v in settings.items():
+        setattr(heads, k, v)
     try:
-        for name, image, truth in zip(split.names, split.images, split.labels, strict=True):
-            start = time.perf_counter()
-            labels, _ = predict_image(
-                model, image, score_threshold=score_threshold, device=None, **overrides
-            )
-            seconds += time.perf_counter() - start
-            rows.append(image_metrics(truth, labels).as_dict())
-            c, f = straight_edges(labels)
-            considered, flagged = considered + c, flagged + f
-            progress(name)
+        yield
     finally:
-        model.roi_heads.nms_thresh = before
+        for k, v in before.items():
+            setattr(heads, k, v)
+
+
+def _summary(rows: list[dict], edges: list[tuple[int, int]], seconds: float) -> dict:
     summary = summarise(pd.DataFrame(rows)).iloc[0]
+    considered, flagged = map(sum, zip(*edges, strict=True))
     return {
         "mAP": summary["map"],
         "AJI": summary["aji"],
         "R@0.5": summary["recall_50"],
         "straight": flagged / max(considered, 1),
         "n_pred": int(summary["n_pred"]),
-        "s/img": seconds / len(split.names),
+        "s/img": seconds / len(rows),
     }
 
 
@@ -155,7 +158,7 @@ def bench_model(name: str, results: Path, split_name: str, data: str | None) -> 
     model = load_model(ckpt, "cpu")
     score = float(chosen["score_threshold"])
     predict_image(model, split.images[0], score_threshold=score)  # warm-up, untimed
-    _caching(model)
+    cache = _caching(model)
     truth_c, truth_f = map(sum, zip(*(straight_edges(t) for t in split.labels), strict=True))
     print(
         f"\n{name}: {ckpt.name}, score threshold {score} (chosen.json), {dataset}/{split_name}: "
@@ -163,12 +166,28 @@ def bench_model(name: str, results: Path, split_name: str, data: str | None) -> 
         f"ground truth straight-edge share {truth_f / max(truth_c, 1):.3f}",
         flush=True,
     )
+    # image by image, every setting on each in turn: a change in the machine's load slows
+    # every setting alike, so the time ratios hold on a shared machine
+    metrics = {label: [] for label, _, _ in SETTINGS}
+    edges = {label: [] for label, _, _ in SETTINGS}
+    seconds = dict.fromkeys(metrics, 0.0)
+    for image, truth in zip(split.images, split.labels, strict=True):
+        cache.clear()  # only this image's outputs are reused
+        for label, overrides, heads in SETTINGS:
+            with _heads(model, heads):
+                start = time.perf_counter()
+                labels, _ = predict_image(
+                    model, image, score_threshold=score, device=None, **overrides
+                )
+                seconds[label] += time.perf_counter() - start
+            metrics[label].append(image_metrics(truth, labels).as_dict())
+            edges[label].append(straight_edges(labels))
     rows = []
-    for label, overrides, nms in SETTINGS:
-        row = run_setting(model, split, score, overrides, nms, lambda _n: None)
+    for label, _, _ in SETTINGS:
+        row = _summary(metrics[label], edges[label], seconds[label])
         rows.append({"model": name, "setting": label, **row})
         print(
-            f"  {label:<16} mAP {row['mAP']:.4f}  AJI {row['AJI']:.4f}  R@0.5 {row['R@0.5']:.4f}"
+            f"  {label:<18} mAP {row['mAP']:.4f}  AJI {row['AJI']:.4f}  R@0.5 {row['R@0.5']:.4f}"
             f"  straight {row['straight']:.3f}  n_pred {row['n_pred']}  {row['s/img']:.2f} s/img",
             file=sys.stderr,
             flush=True,

@@ -15,6 +15,7 @@ from nuclei_pa.engine.predict import image_to_tensor, load_model, predict_image
 from nuclei_pa.engine.tta import FLIPS, Window, merge_views, trim, unflip
 from nuclei_pa.model import ModelConfig, build_model
 from nuclei_pa.model.config import SAVED_BEFORE
+from nuclei_pa.model.roi_heads import cut_by_box
 from tests.test_predict import BlobModel, blob_image, canonical
 
 
@@ -143,7 +144,7 @@ def test_box_scale_one_is_torchvisions_mask_head_bit_for_bit():
 
 
 def test_grown_boxes_feed_the_mask_head_and_take_its_masks():
-    model = _tiny_model()
+    model = _tiny_model(mask_box_grow="all")
     x = image_to_tensor(_image())
     with torch.inference_mode():
         plain = model([x])[0]
@@ -168,6 +169,31 @@ def test_grown_boxes_feed_the_mask_head_and_take_its_masks():
     assert model.roi_heads.mask_box_scale == 1.0
 
 
+def test_only_masks_cut_by_their_box_get_a_grown_box():
+    model = _tiny_model(mask_box_grow="all")
+    x = image_to_tensor(_image())
+    with torch.inference_mode(), engine._masks_unpasted(model):
+        plain = model([x])[0]
+        with engine._mask_box_scale(model, 1.2):
+            every = model([x])[0]
+            model.roi_heads.mask_box_grow = "cut"
+            some = model([x])[0]
+    cut = cut_by_box(plain["masks"][:, 0])
+    assert 0 < int(cut.sum()) < len(cut)  # a random model: some masks fill their box's side
+    assert torch.equal(some["mask_boxes"][~cut], plain["boxes"][~cut])
+    assert torch.equal(some["masks"][~cut], plain["masks"][~cut])
+    assert torch.equal(some["mask_boxes"][cut], every["mask_boxes"][cut])
+    torch.testing.assert_close(some["masks"][cut], every["masks"][cut])
+
+
+def test_cut_by_box_reads_the_sides_of_the_mask_grid():
+    masks = torch.zeros(3, 28, 28)
+    masks[0, 8:20, 8:20] = 1.0  # inside its box
+    masks[1, 0:10, 6:22] = 1.0  # runs along the top side over 16 of 28 pixels
+    masks[2, 0:10, 10:20] = 1.0  # touches the top over 10 pixels only
+    assert cut_by_box(masks).tolist() == [False, True, False]
+
+
 def test_mask_box_scale_needs_a_nuclei_pa_model_and_a_sane_value():
     with pytest.raises(ValueError, match="mask_box_scale"):
         predict_image(BlobModel(), _image(), mask_box_scale=1.2)
@@ -183,6 +209,7 @@ def test_mask_box_scale_needs_a_nuclei_pa_model_and_a_sane_value():
         ("mask_box_scale", "big"),
         ("test_time_flips", "yes"),
         ("test_time_flips", 1),
+        ("mask_box_grow", "some"),
     ],
 )
 def test_config_errors_name_the_key(key, value):
@@ -200,7 +227,7 @@ def test_config_settings_reach_the_model():
 def test_old_checkpoint_without_the_keys_predicts_as_before(tmp_path):
     model = _tiny_model()
     saved = ModelConfig.preset("slim", **SMALL).to_dict()
-    for key in ("mask_box_scale", "test_time_flips"):
+    for key in ("mask_box_scale", "mask_box_grow", "test_time_flips"):
         assert key in SAVED_BEFORE
         del saved[key]
     path = tmp_path / "old.pt"
@@ -211,5 +238,5 @@ def test_old_checkpoint_without_the_keys_predicts_as_before(tmp_path):
     old, old_scores = predict_image(loaded, _image(), score_threshold=0.0, min_area=1)
     assert np.array_equal(new, old) and new_scores == old_scores
     assert dataclasses.replace(ModelConfig.from_saved(saved)) == ModelConfig.from_dict(
-        {**saved, "mask_box_scale": 1.0, "test_time_flips": False}
+        {**saved, "mask_box_scale": 1.0, "mask_box_grow": "cut", "test_time_flips": False}
     )

@@ -135,6 +135,7 @@ def _roi_heads(cfg: ModelConfig) -> PARoIHeads:
     )
     heads.ignore_iou = cfg.box_ignore_iou
     heads.mask_box_scale = cfg.mask_box_scale
+    heads.mask_box_grow = cfg.mask_box_grow
     return heads
 
 

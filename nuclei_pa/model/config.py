@@ -33,7 +33,7 @@ CAFFE2_STD_TOLERANCE = 2.0
 MASK_BOX_SCALES = (1.0, 2.0)
 
 #: Settings that only change prediction, not the trained weights.
-INFERENCE_KEYS = ("mask_box_scale", "test_time_flips")
+INFERENCE_KEYS = ("mask_box_scale", "mask_box_grow", "test_time_flips")
 
 #: How pixel values become the model's 0..1 input (see nuclei_pa.engine.tensors).
 INTENSITY_MODES = ("fixed", "percentile")
@@ -98,6 +98,10 @@ class ModelConfig:
     # mask is pasted into that grown box: a nucleus a little larger than its box is then not cut
     # off in a straight line where the box ended. 1.0: torchvision's, the box itself.
     mask_box_scale: float = 1.0
+    # Which detections get the grown box: "all", or "cut", only those whose mask on their own
+    # box runs straight along one of its sides (model.roi_heads.cut_by_box; their mask head
+    # runs twice).
+    mask_box_grow: str = "cut"
     # Predict on the image and its horizontal, vertical and double flips and merge the four
     # (nuclei_pa.engine.tta): four times the prediction time.
     test_time_flips: bool = False
@@ -213,6 +217,7 @@ def _validate(cfg: ModelConfig) -> None:
         "variant": ("baseline", "pa"),
         "backbone": BACKBONES,
         "norm": ("auto", "frozen_bn", "gn"),
+        "mask_box_grow": ("all", "cut"),
     }
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -303,6 +308,7 @@ SAVED_BEFORE: dict[str, Any] = {
     "center_box_weights": (10.0, 10.0, 5.0, 5.0),
     "intensity": "fixed",
     "mask_box_scale": 1.0,
+    "mask_box_grow": "cut",
     "test_time_flips": False,
 }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 from torchvision.models.detection.roi_heads import RoIHeads, expand_boxes
 
@@ -42,6 +43,9 @@ class PARoIHeads(RoIHeads):
     #: Inference: the mask head reads each detection box grown by this factor about its centre
     #: (``ModelConfig.mask_box_scale``); 1.0 is torchvision's path, unchanged.
     mask_box_scale: float = 1.0
+    #: Which detections get the grown box (``ModelConfig.mask_box_grow``): "all", or "cut" —
+    #: only those whose mask on their own box is cut by it (:func:`cut_by_box`).
+    mask_box_grow: str = "cut"
 
     def forward(
         self,
@@ -90,7 +94,13 @@ class PARoIHeads(RoIHeads):
         image_shapes: list[tuple[int, int]],
     ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """torchvision's inference, its mask head fed the detection boxes grown by
-        :attr:`mask_box_scale`; each result gets those boxes as ``"mask_boxes"``."""
+        :attr:`mask_box_scale` (all of them, or those whose own box cuts their mask: see
+        :attr:`mask_box_grow`); each result gets the boxes its masks belong to as
+        ``"mask_boxes"``."""
+        if self.mask_box_grow == "cut":
+            result, losses = super().forward(features, proposals, image_shapes)
+            self._regrow_cut(features, result, image_shapes)
+            return result, losses
         grown: list[Tensor] = []
 
         def grow(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -106,6 +116,26 @@ class PARoIHeads(RoIHeads):
         for res, boxes in zip(result, grown, strict=True):
             res["mask_boxes"] = boxes
         return result, losses
+
+    def _regrow_cut(
+        self,
+        features: dict[str, Tensor],
+        result: list[dict[str, Tensor]],
+        image_shapes: list[tuple[int, int]],
+    ) -> None:
+        """Masks their own box cuts, predicted again on the box grown by :attr:`mask_box_scale`."""
+        cut = [cut_by_box(r["masks"][:, 0]) for r in result]
+        boxes = []
+        for res, c in zip(result, cut, strict=True):
+            res["mask_boxes"] = res["boxes"].clone()
+            res["mask_boxes"][c] = expand_boxes(res["boxes"][c], self.mask_box_scale)
+            boxes.append(res["mask_boxes"][c])
+        if not any(len(b) for b in boxes):
+            return
+        x = self.mask_head(self.mask_roi_pool(features, boxes, image_shapes))
+        again = self.mask_predictor(x)[:, 1:2].sigmoid()  # the nucleus class (1)
+        for res, c, part in zip(result, cut, again.split([len(b) for b in boxes]), strict=True):
+            res["masks"][c] = part
 
     def select_training_samples(
         self, proposals: list[Tensor], targets: list[dict[str, Tensor]] | None
@@ -134,3 +164,18 @@ class PARoIHeads(RoIHeads):
             self.ignored = count_ignored(labels, relabelled, 0)
             labels = relabelled
         return matched, labels
+
+
+#: A mask is cut by its box when, along one side of the mask head's M×M grid, at least this
+#: share of the pixels is foreground (probability > 0.5): a round nucleus in a tight box touches
+#: each side over a short chord only.
+CUT_FRACTION = 0.5
+
+
+def cut_by_box(masks: Tensor) -> Tensor:
+    """Which of the [N, M, M] mask probabilities run straight along a side of their box."""
+    fg = masks > 0.5
+    sides = torch.stack(
+        [fg[:, 0, :], fg[:, -1, :], fg[:, :, 0], fg[:, :, -1]], dim=1
+    ).float()  # [N, 4, M]
+    return (sides.mean(dim=2) >= CUT_FRACTION).any(dim=1)
