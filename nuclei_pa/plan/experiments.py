@@ -243,6 +243,36 @@ def _validated_train_settings(
 
 def build_plan(config: Mapping[str, Any]) -> Plan:
     """Check cross-references and model/training settings; return the resolved plan."""
+    datasets = _datasets(config)
+    trainsets = _trainsets(config, datasets)
+    base_model = _mapping(config.get("model", {}), "model")
+    base_train = _mapping(config.get("train", {}), "train")
+    models = _models(config, datasets, trainsets, base_model, base_train)
+    _check_pretraining(models)
+    sweep = _sweep(config.get("sweep"), datasets, trainsets, models, base_model, base_train)
+    report = dict(_mapping(config.get("report", {}), "report"))
+    _check_report(report, datasets, models)
+    _check_effort_report(report.get("effort"), models)
+    seed = int(config.get("seed", 0))
+    seeds = tuple(int(s) for s in config.get("seeds") or [seed])
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"repeats a seed: {list(seeds)}")
+    return Plan(
+        Path(config.get("results", "results")),
+        Path(config.get("resources", "resources")),
+        seed,
+        str(config.get("device", "auto")),
+        datasets,
+        trainsets,
+        models,
+        report,
+        seeds,
+        sweep,
+    )
+
+
+def _datasets(config: Mapping[str, Any]) -> dict[str, Dataset]:
+    """``datasets``: each one's kind, source or folder, and validation images."""
     datasets = {}
     for name, d in _mapping(config.get("datasets", {}), "datasets").items():
         d = _mapping(d, f"datasets.{name}")
@@ -276,6 +306,11 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             raise ConfigError(
                 f"datasets.{name}.download.breast_split_with", f"names missing dataset {other!r}"
             )
+    return datasets
+
+
+def _trainsets(config: Mapping[str, Any], datasets: Mapping[str, Dataset]) -> dict[str, TrainSet]:
+    """``trainsets``: each names a dataset and how its annotations are derived."""
     trainsets = {}
     for name, t in _mapping(config.get("trainsets", {}), "trainsets").items():
         t = _mapping(t, f"trainsets.{name}")
@@ -306,8 +341,18 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
                 f"trainsets.{name}.fraction", f"expected a number in (0, 1], got {fraction}"
             )
         trainsets[name] = TrainSet(name, t["dataset"], derive, fraction, count, outside)
-    base_model = _mapping(config.get("model", {}), "model")
-    base_train = _mapping(config.get("train", {}), "train")
+    return trainsets
+
+
+def _models(
+    config: Mapping[str, Any],
+    datasets: Mapping[str, Dataset],
+    trainsets: Mapping[str, TrainSet],
+    base_model: Mapping[str, Any],
+    base_train: Mapping[str, Any],
+) -> dict[str, Model]:
+    """``models``: each names a training set and a test dataset; settings checked by the
+    configurations themselves."""
     models = {}
     for name, m in _mapping(config.get("models", {}), "models").items():
         m = _mapping(m, f"models.{name}")
@@ -332,9 +377,13 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
             f"models.{name}.train", base_train, m.get("train", {})
         )
         models[name] = Model(name, ts, variant, test, model_cfg, train_cfg)
-    _check_pretraining(models)
-    sweep = _sweep(config.get("sweep"), datasets, trainsets, models, base_model, base_train)
-    report = dict(_mapping(config.get("report", {}), "report"))
+    return models
+
+
+def _check_report(
+    report: Mapping[str, Any], datasets: Mapping[str, Dataset], models: Mapping[str, Model]
+) -> None:
+    """The tables, figures and findings name configured models, evaluated where they say."""
     for key in ("table1", "figure4"):
         for model in report.get(key, []):
             if model not in models:
@@ -361,23 +410,6 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
     for role, model in (report.get("findings") or {}).items():
         if model not in models:
             raise ConfigError(f"report.findings.{role}", f"names missing model {model!r}")
-    _check_effort_report(report.get("effort"), models)
-    seed = int(config.get("seed", 0))
-    seeds = tuple(int(s) for s in config.get("seeds") or [seed])
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError("seeds", f"repeats a seed: {list(seeds)}")
-    return Plan(
-        Path(config.get("results", "results")),
-        Path(config.get("resources", "resources")),
-        seed,
-        str(config.get("device", "auto")),
-        datasets,
-        trainsets,
-        models,
-        report,
-        seeds,
-        sweep,
-    )
 
 
 def _check_effort_report(spec: Any, models: Mapping[str, Model]) -> None:
