@@ -209,31 +209,19 @@ def run_round(
             raise InputError(None, "round 1 needs the partial annotations (--annotations)")
         annotations = prev
 
-    # -- read and check every input before writing anything ------------------------------------
-    refs = list_session_images(images)
-    images_dir = refs[0].path.parent
-    if Path(annotations).resolve() == images_dir.resolve():
-        raise InputError(annotations, "is the images folder; pass the annotations")
-    corrections = read_corrections(annotations, refs)
-    shapes = {r.stem: r.shape for r in refs}
-    previous = read_exact(prev / "state" / "output.json", shapes) if prev is not None else {}
-    rejected_before = (
-        read_state_document(prev / "state" / "rejected.json") if prev is not None else {}
-    )
+    inputs = _read_inputs(images, annotations, prev)  # every input checked before any write
+    refs, images_dir, corrections = inputs.refs, inputs.images_dir, inputs.corrections
     model_cfg = _round_model(round_no, prev, prev_record, model_cfg)
-    human = {s: corrections.annotation(s) for s in shapes}  # with its ignore and region marks
-    if not any(a.ids for a in human.values()):
-        raise InputError(annotations, "holds no annotated nucleus to learn from")
 
     # -- train, predict, merge -------------------------------------------------------------------
     work = work_dir(out, round_no)
-    checkpoint = _train(work, images_dir, refs, human, model_cfg, train_cfg, progress)
+    checkpoint = _train(work, images_dir, refs, inputs.human, model_cfg, train_cfg, progress)
     anns, counts, rejected_docs, scores = _propose(
         round_no,
         refs,
         corrections,
-        previous,
-        rejected_before,
+        inputs.previous,
+        inputs.rejected_before,
         checkpoint,
         train_cfg,
         settings,
@@ -249,23 +237,14 @@ def run_round(
     done = counts["new"] < settings.min_new
     counts["status"] = "done" if done else "continue"
     folder = round_dir(out, round_no)
-    if done:
-        message = (
-            f"round {round_no} shows {counts['new']} new proposals, fewer than min_new "
-            f"{settings.min_new}: annotation is complete once you have reviewed them in {folder}"
-        )
-    else:
-        message = (
-            f"round {round_no}: {counts['new']} new proposals to review in {folder}; correct "
-            "them (one format per image), then run the next round"
-        )
+    message = _message(round_no, counts["new"], settings.min_new, done, folder)
 
     # -- write the round folder, then the session report -----------------------------------------
     record = {
         "round": round_no,
         "images": [{"name": r.name, "height": r.shape[0], "width": r.shape[1]} for r in refs],
         "images_dir": str(images_dir.resolve()),
-        "annotations": {s: corrections.origin[s] for s in shapes},
+        "annotations": {r.stem: corrections.origin[r.stem] for r in refs},
         "init": model_cfg.init,
         "checkpoint": f"model/{checkpoint.name}",
         "model_config": model_cfg.to_dict(),
@@ -275,8 +254,75 @@ def run_round(
         "proposal_scores": [round(s, 4) for s in scores],
         "message": message,
     }
+    _write_round(folder, work / "model", checkpoint, refs, anns, rejected_docs, record, progress)
+    shutil.rmtree(work, ignore_errors=True)
+    write_report(
+        [read_round_record(round_dir(out, n)) for n in completed_rounds(out)],
+        out / REPORT_CSV,
+        out / REPORT_PNG,
+    )
+    if done:
+        write_text(out / DONE_FILE, message + "\n")
+    else:
+        (out / DONE_FILE).unlink(missing_ok=True)
+    return RoundResult(round_no, folder, counts, done, message, dict(corrections.origin))
+
+
+@dataclass
+class _Inputs:
+    """What a round reads: the images, the annotator's corrections, the previous round's state."""
+
+    refs: list[ImageRef]
+    images_dir: Path
+    corrections: Corrections
+    previous: dict[str, Annotation]
+    rejected_before: dict[str, list[dict]]
+    human: dict[str, Annotation]  # with its ignore and region marks
+
+
+def _read_inputs(images: str | Path, annotations: str | Path, prev: Path | None) -> _Inputs:
+    refs = list_session_images(images)
+    images_dir = refs[0].path.parent
+    if Path(annotations).resolve() == images_dir.resolve():
+        raise InputError(annotations, "is the images folder; pass the annotations")
+    corrections = read_corrections(annotations, refs)
+    shapes = {r.stem: r.shape for r in refs}
+    previous = read_exact(prev / "state" / "output.json", shapes) if prev is not None else {}
+    rejected_before = (
+        read_state_document(prev / "state" / "rejected.json") if prev is not None else {}
+    )
+    human = {s: corrections.annotation(s) for s in shapes}
+    if not any(a.ids for a in human.values()):
+        raise InputError(annotations, "holds no annotated nucleus to learn from")
+    return _Inputs(refs, images_dir, corrections, previous, rejected_before, human)
+
+
+def _message(round_no: int, new: int, min_new: int, done: bool, folder: Path) -> str:
+    if done:
+        return (
+            f"round {round_no} shows {new} new proposals, fewer than min_new "
+            f"{min_new}: annotation is complete once you have reviewed them in {folder}"
+        )
+    return (
+        f"round {round_no}: {new} new proposals to review in {folder}; correct "
+        "them (one format per image), then run the next round"
+    )
+
+
+def _write_round(
+    folder: Path,
+    model_dir: Path,
+    checkpoint: Path,
+    refs: list[ImageRef],
+    anns: dict[str, Annotation],
+    rejected_docs: dict[str, list[dict]],
+    record: dict[str, Any],
+    progress: bool,
+) -> None:
+    """The round folder, all at once: model, review files, state, and the record of it all."""
+    round_no = record["round"]
     with atomic_dir(folder) as tmp:
-        _link_model(work / "model", checkpoint, tmp / "model")
+        _link_model(model_dir, checkpoint, tmp / "model")
         bar = _bar(len(refs), "export", progress)
         write_review_files(tmp, refs, anns, on_image=bar.update, round=round_no)
         bar.close()
@@ -289,17 +335,6 @@ def run_round(
         files = editable_files([r.stem for r in refs])
         record["files"] = {str(rel): digest(tmp / rel) for rel in files}
         write_json(tmp / ROUND_FILE, record)
-    shutil.rmtree(work, ignore_errors=True)
-    write_report(
-        [read_round_record(round_dir(out, n)) for n in completed_rounds(out)],
-        out / REPORT_CSV,
-        out / REPORT_PNG,
-    )
-    if done:
-        write_text(out / DONE_FILE, message + "\n")
-    else:
-        (out / DONE_FILE).unlink(missing_ok=True)
-    return RoundResult(round_no, folder, counts, done, message, dict(corrections.origin))
 
 
 # ---------------------------------------------------------------------------------------------
