@@ -90,6 +90,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_inputs(p)
+    _add_proposal_options(p.add_argument_group("proposals"))
+    _add_model_options(
+        p.add_argument_group("model (round 1; later rounds continue the previous round's)")
+    )
+    _add_training_options(p.add_argument_group("training (every round)"))
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The images, the annotations, the session folder and which round."""
     p.add_argument(
         "images",
         type=Path,
@@ -122,7 +134,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the session is done when a round shows fewer than K new proposals "
         "(default %(default)s)",
     )
-    g = p.add_argument_group("proposals")
+
+
+def _add_proposal_options(g: argparse._ArgumentGroup) -> None:
+    """Which detections become proposals."""
     add_detection_thresholds(
         g,
         PREDICT_DEFAULTS,
@@ -142,7 +157,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=PREDICT_DEFAULTS["tile_size"],
         help="predict larger images in tiles of this size, 0 = never (default %(default)s)",
     )
-    g = p.add_argument_group("model (round 1; later rounds continue the previous round's)")
+
+
+def _add_model_options(g: argparse._ArgumentGroup) -> None:
+    """Round 1's network; later rounds continue the previous round's."""
     g.add_argument(
         "--config", type=Path, metavar="FILE", help="YAML of model and training settings"
     )
@@ -152,7 +170,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "round 1's initial weights: none, imagenet, coco, detectron:… or a checkpoint (default: "
         "the preset's)",
     )
-    g = p.add_argument_group("training (every round)")
+
+
+def _add_training_options(g: argparse._ArgumentGroup) -> None:
+    """Training in every round; defaults depend on the machine."""
     g.add_argument(
         "--iterations",
         type=int,
@@ -185,8 +206,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="data-loading processes, 0 = in-process (default 2)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=run)
 
 
 MODEL_OPTIONS = ("backbone", "init")

@@ -55,6 +55,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_inputs(p)
+    _add_model_options(p.add_argument_group("model"))
+    _add_training_options(p.add_argument_group("training"))
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the checkpoints and log already in --out and start over (default: resume)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.set_defaults(run=run)
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The data to train on, where to write, and the settings file."""
     p.add_argument(
         "data",
         type=Path,
@@ -88,7 +102,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", type=Path, metavar="FILE", help="YAML file of model and training settings"
     )
-    g = p.add_argument_group("model")
+
+
+def _add_model_options(g: argparse._ArgumentGroup) -> None:
+    """Which network: variant, preset, backbone, initial weights."""
     g.add_argument(
         "--variant",
         choices=["baseline", "pa"],
@@ -106,7 +123,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "as config/paper.yaml does) or a checkpoint file to fine-tune from (default: the "
         "preset's)",
     )
-    g = p.add_argument_group("training")
+
+
+def _add_training_options(g: argparse._ArgumentGroup) -> None:
+    """How long and how to train, and on what."""
     g.add_argument("--iterations", type=int, metavar="N", help="iterations to train (default 1000)")
     g.add_argument(
         "--batch-size",
@@ -154,13 +174,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="data-loading processes per training process, 0 = load in-process (default 2)",
     )
-    p.add_argument(
-        "--restart",
-        action="store_true",
-        help="delete the checkpoints and log already in --out and start over (default: resume)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    p.set_defaults(run=run)
 
 
 MODEL_OPTIONS = ("variant", "backbone", "init")
