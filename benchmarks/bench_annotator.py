@@ -32,6 +32,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,21 @@ def correct(
 
 
 def main() -> None:
+    args = _parse_args()
+    tic = time.perf_counter()
+    samples, partial = _write_data(args)
+    rows, stop, total = _simulate(args, samples, partial, tic)
+    report = _report(args, len(samples), rows, total, stop)
+    print()
+    print("\n".join(report))
+    (args.out / "summary.md").write_text("\n".join(report) + "\n")  # tools/readme_results.py
+    print(f"wall time: {time.perf_counter() - tic:.0f} s")
+    (args.out / "summary.json").write_text(
+        json.dumps({"total": total, "rows": rows, "stop": stop}, indent=1)
+    )
+
+
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/bench_annotator"))
     parser.add_argument("--dataset", choices=["synth", "kumar"], default="synth")
@@ -118,9 +134,11 @@ def main() -> None:
     parser.add_argument("--min-new", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    tic = time.perf_counter()
+
+def _write_data(args: argparse.Namespace) -> tuple[list[Sample], list[Sample]]:
+    """The full annotations (data/) and the partial ones the session starts from (partial/)."""
     shutil.rmtree(args.out, ignore_errors=True)
     if args.dataset == "kumar":
         samples = kumar_tiles(args.data, args.images or 2, args.tile)
@@ -130,6 +148,13 @@ def main() -> None:
     write_split(args.out / "data", samples)
     partial = [remove_instances(s, args.fraction, args.seed) for s in samples]
     write_split(args.out / "partial", partial)
+    return samples, partial
+
+
+def _simulate(
+    args: argparse.Namespace, samples: list[Sample], partial: list[Sample], tic: float
+) -> tuple[list[dict[str, Any]], str, int]:
+    """Rounds until 95 % annotated, the session stops, or --max-rounds: (rows, why, nuclei)."""
     truth = {s.name: s.labels for s in samples}
     refs = [
         ImageRef(args.out / "data" / "images" / f"{s.name}.tif", s.labels.shape) for s in samples
@@ -209,9 +234,16 @@ def main() -> None:
     else:
         stop = f"--max-rounds {args.max_rounds}"
 
+    return rows, stop, total
+
+
+def _report(
+    args: argparse.Namespace, n_samples: int, rows: list[dict[str, Any]], total: int, stop: str
+) -> list[str]:
+    """The markdown summary: one table row per round, then the cost of reaching 95 %."""
     need = math.ceil(TARGET * total)
     what = (
-        f"{len(samples)} tiles of {args.tile} px from {args.images} real Kumar images"
+        f"{n_samples} tiles of {args.tile} px from {args.images} real Kumar images"
         if args.dataset == "kumar"
         else f"{args.images} images"
     )
@@ -251,13 +283,7 @@ def main() -> None:
         f"by hand needs (every nucleus: {total}). Cheapest: {best['round']} rounds, then "
         f"finishing to 95 % by hand: {cheapest} manual outlines ({cheapest / need:.0%} of {need}).",
     ]
-    print()
-    print("\n".join(report))
-    (args.out / "summary.md").write_text("\n".join(report) + "\n")  # tools/readme_results.py
-    print(f"wall time: {time.perf_counter() - tic:.0f} s")
-    (args.out / "summary.json").write_text(
-        json.dumps({"total": total, "rows": rows, "stop": stop}, indent=1)
-    )
+    return report
 
 
 if __name__ == "__main__":
