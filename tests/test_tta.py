@@ -240,3 +240,14 @@ def test_old_checkpoint_without_the_keys_predicts_as_before(tmp_path):
     assert dataclasses.replace(ModelConfig.from_saved(saved)) == ModelConfig.from_dict(
         {**saved, "mask_box_scale": 1.0, "mask_box_grow": "cut", "test_time_flips": False}
     )
+
+
+@pytest.mark.parametrize("flips", [False, True])
+def test_several_mask_thresholds_from_one_run_equal_one_run_each(flips):
+    model = _tiny_model()
+    image = _image()
+    kwargs = {"score_threshold": 0.0, "min_area": 1, "test_time_flips": flips}
+    together = engine.predict_mask_thresholds(model, image, [0.3, 0.5, 0.7], **kwargs)
+    for t, (labels, scores) in zip([0.3, 0.5, 0.7], together, strict=True):
+        alone, alone_scores = predict_image(model, image, mask_threshold=t, **kwargs)
+        assert np.array_equal(labels, alone) and scores == alone_scores

@@ -10,7 +10,7 @@ largest nucleus diameter.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,13 @@ def _kept_instance(window: Window, tile: Tile, mask_threshold: float) -> Instanc
     return Instance(tile.y0 + top + ya, tile.x0 + left + xa, local, window.score)
 
 
+def _kept(windows: Iterable[Window], tile: Tile, mask_threshold: float) -> Iterator[Instance]:
+    for window in windows:
+        instance = _kept_instance(window, tile, mask_threshold)
+        if instance is not None:
+            yield instance
+
+
 def _tile_instances(
     output: dict[str, torch.Tensor],
     tile: Tile,
@@ -149,25 +156,16 @@ def _tile_instances(
 ) -> Iterator[Instance]:
     """The detections of one tile's model output that this tile keeps, cropped to their masks."""
     th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
-    for window in _windows(output, th, tw, score_threshold):
-        instance = _kept_instance(window, tile, mask_threshold)
-        if instance is not None:
-            yield instance
+    return _kept(_windows(output, th, tw, score_threshold), tile, mask_threshold)
 
 
-def _flipped_tile_instances(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    tile: Tile,
-    score_threshold: float,
-    mask_threshold: float,
-) -> Iterator[Instance]:
-    """:func:`_tile_instances` of the tile ``x`` and its flips, merged (:mod:`.tta`).
-
-    Only one view's output is alive at a time; the detections kept from each are their
-    box-sized probability windows, so memory stays that of one tile.
-    """
-    th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+def _flipped_views(
+    model: torch.nn.Module, x: torch.Tensor, score_threshold: float
+) -> list[list[Window]]:
+    """The detections of the tile ``x`` and of its flips (:mod:`.tta`), each view's mapped back
+    to the tile. Only one view's output is alive at a time; what is kept of each detection is
+    its probabilities over its own box-sized window, so memory stays that of one tile."""
+    th, tw = x.shape[-2:]
     views = []
     for dims in FLIPS:
         output = model([x.flip(dims) if dims else x])[0]
@@ -175,10 +173,7 @@ def _flipped_tile_instances(
             [unflip(trim(w), dims, th, tw) for w in _windows(output, th, tw, score_threshold)]
         )
         del output
-    for window in merge_views(views, mask_threshold):
-        instance = _kept_instance(window, tile, mask_threshold)
-        if instance is not None:
-            yield instance
+    return views
 
 
 @contextlib.contextmanager
@@ -262,6 +257,42 @@ def predict_image(
     ``test_time_flips`` (merge the image's flips, :mod:`.tta`) and ``mask_box_scale`` (the mask
     head on grown boxes): None takes the model's own (its ``ModelConfig``).
     """
+    (result,) = predict_mask_thresholds(
+        model,
+        image,
+        [mask_threshold],
+        score_threshold=score_threshold,
+        min_area=min_area,
+        dilate=dilate,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
+        device=device,
+        levels=levels,
+        test_time_flips=test_time_flips,
+        mask_box_scale=mask_box_scale,
+    )
+    return result
+
+
+def predict_mask_thresholds(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    mask_thresholds: Sequence[float],
+    *,
+    score_threshold: float = DEFAULTS["score_threshold"],
+    min_area: int = DEFAULTS["min_area"],
+    dilate: bool = DEFAULTS["dilate"],
+    tile_size: int | None = DEFAULTS["tile_size"],
+    tile_overlap: int = DEFAULTS["tile_overlap"],
+    device: str | torch.device | None = None,
+    levels: np.ndarray | str | None = "own",
+    test_time_flips: bool | None = None,
+    mask_box_scale: float | None = None,
+) -> list[tuple[np.ndarray, dict[int, float]]]:
+    """:func:`predict_image` at each of ``mask_thresholds``, the model run once: each
+    detection's probabilities are kept (box-sized) until every threshold has read them."""
+    if not mask_thresholds:
+        raise ValueError("no mask threshold given")
     dev = _model_device(model) if device is None else resolve_device(device)
     if test_time_flips is None:
         test_time_flips = bool(getattr(model, "test_time_flips", False))
@@ -271,7 +302,7 @@ def predict_image(
         levels = intensity_levels(image, getattr(model, "intensity", "fixed"))
     was_training = model.training
     model.eval()
-    instances: list[Instance] = []
+    instances: list[list[Instance]] = [[] for _ in mask_thresholds]
     try:
         with (
             torch.inference_mode(),
@@ -281,23 +312,31 @@ def predict_image(
         ):
             for tile in tiles:
                 x = image_to_tensor(image[tile.y0 : tile.y1, tile.x0 : tile.x1], levels).to(dev)
+                th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
                 if test_time_flips:
-                    instances += _flipped_tile_instances(
-                        model, x, tile, score_threshold, mask_threshold
-                    )
+                    views = _flipped_views(model, x, score_threshold)
                     del x
+                    for found, t in zip(instances, mask_thresholds, strict=True):
+                        found += _kept(merge_views(views, t), tile, t)
+                    del views
                     continue
                 output = model([x])[0]
                 del x
-                instances += _tile_instances(output, tile, score_threshold, mask_threshold)
-                del output
+                windows: Iterable[Window] = _windows(output, th, tw, score_threshold)
+                if len(mask_thresholds) > 1:  # read more than once: box-sized copies
+                    windows = [trim(w) for w in windows]
+                for found, t in zip(instances, mask_thresholds, strict=True):
+                    found += _kept(windows, tile, t)
+                del output, windows
     finally:
         model.train(was_training)
-    labels, scores = paste_instances(instances, (height, width), min_area=min_area)
-    del instances
-    if dilate:
-        dilate_labels(labels, inplace=True)
-    return labels, scores
+    results = []
+    while instances:
+        labels, scores = paste_instances(instances.pop(0), (height, width), min_area=min_area)
+        if dilate:
+            dilate_labels(labels, inplace=True)
+        results.append((labels, scores))
+    return results
 
 
 def resolve_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
