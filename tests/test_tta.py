@@ -251,3 +251,53 @@ def test_several_mask_thresholds_from_one_run_equal_one_run_each(flips):
     for t, (labels, scores) in zip([0.3, 0.5, 0.7], together, strict=True):
         alone, alone_scores = predict_image(model, image, mask_threshold=t, **kwargs)
         assert np.array_equal(labels, alone) and scores == alone_scores
+
+
+# --- the mask threshold chosen on validation images ----------------------------------------
+
+
+def test_choice_takes_the_mask_threshold_too_and_reads_old_choices():
+    import pandas as pd
+
+    from nuclei_pa.engine.choose import Choice, choose
+
+    curve = pd.DataFrame(
+        {
+            "iteration": [100, 100, 100, 200],
+            "score_threshold": [0.5, 0.5, 0.5, 0.5],
+            "mask_threshold": [0.4, 0.5, 0.6, 0.5],
+            "map": [0.30, 0.31, 0.33, 0.33],
+        }
+    )
+    c = choose(curve)
+    assert (c.iteration, c.score_threshold, c.mask_threshold) == (100, 0.5, 0.6)
+    flat = curve.assign(map=0.3)
+    assert choose(flat).mask_threshold == 0.5  # ties: the default
+    old_curve = curve.drop(columns="mask_threshold").iloc[[1, 3]]
+    assert choose(old_curve).mask_threshold == 0.5
+    old = {
+        "iteration": 300,
+        "score_threshold": 0.4,
+        "chosen_on": "validation",
+        "validation_map": 0.4,
+    }
+    assert Choice.from_dict(old) == Choice(300, 0.4, "validation", 0.4, 0.5)
+    assert Choice.from_dict(c.to_dict()) == c
+
+
+def test_threshold_grid_equals_predicting_at_each_pair(tiny_split):
+    from nuclei_pa.engine.choose import above, threshold_metrics
+    from nuclei_pa.engine.evaluate import TestSplit
+    from nuclei_pa.eval.matching import image_metrics
+
+    split = TestSplit.read(tiny_split)
+    model = _tiny_model()
+    grid = threshold_metrics(model, split, [0.0, 0.3], mask_thresholds=[0.4, 0.6])
+    assert len(grid) == 4 * len(split.names)
+    name, image, truth = split.names[0], split.images[0], split.labels[0]
+    for (t, m), row in grid[grid["image"] == name].groupby(["score_threshold", "mask_threshold"]):
+        labels, scores = predict_image(
+            model, image, score_threshold=0.0, mask_threshold=m, dilate=False
+        )
+        pred = engine.dilate_labels(above(labels, scores, t))
+        assert row.iloc[0]["map"] == pytest.approx(image_metrics(truth, pred).map)

@@ -1,12 +1,14 @@
-"""Choosing on validation images: a run's checkpoint and its score threshold.
+"""Choosing on validation images: a run's checkpoint, its score threshold and its mask threshold.
 
-Tables report test images at a choice made without them. For each checkpoint the validation
-images are predicted once, at the lowest candidate score threshold and without dilation; every
-higher threshold is then the same label image with its lower-scoring nuclei removed (labels are
-numbered by descending score, and a nucleus never takes pixels from a higher-scoring one), so a
-whole grid of thresholds costs one prediction. The only difference from predicting at the
-threshold itself is the model's cap on detections per image, which a lower threshold can fill
-with nuclei a higher one would not have kept.
+Tables report test images at a choice made without them. For each checkpoint the model is run
+once per validation image, at the lowest candidate score threshold; its mask probabilities are
+read at every candidate mask threshold (:func:`~nuclei_pa.engine.predict.predict_mask_thresholds`)
+and each label image made without dilation. Every higher score threshold is then the same label
+image with its lower-scoring nuclei removed (labels are numbered by descending score, and a
+nucleus never takes pixels from a higher-scoring one), so a whole grid of thresholds costs one
+model run. The only difference from predicting at the threshold itself is the model's cap on
+detections per image, which a lower threshold can fill with nuclei a higher one would not have
+kept.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from tqdm import tqdm
 
 from nuclei_pa.engine.evaluate import TestSplit
 from nuclei_pa.engine.postprocess import dilate_labels
-from nuclei_pa.engine.predict import DEFAULTS, load_model, predict_image
+from nuclei_pa.engine.predict import DEFAULTS, load_model, predict_mask_thresholds
 from nuclei_pa.eval.folders import METRIC_COLUMNS, checkpoint_csv, summarise
 from nuclei_pa.eval.matching import image_metrics
 
 #: Score thresholds tried on validation images (the predictor's default is 0.5).
 SCORE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: Mask thresholds tried on validation images (the predictor's default is 0.5).
+MASK_THRESHOLDS = (0.4, 0.5, 0.6)
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,17 @@ class Choice:
     score_threshold: float
     chosen_on: str  # "validation" | "final checkpoint"
     validation_map: float | None = None
+    mask_threshold: float = DEFAULTS["mask_threshold"]
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Choice:
+        """A ``chosen.json``; one written before mask thresholds were chosen has none, and was
+        evaluated at the predictor's default."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def above(labels: np.ndarray, scores: Mapping[int, float], threshold: float) -> np.ndarray:
@@ -58,22 +70,33 @@ def threshold_metrics(
     split: TestSplit,
     thresholds: Sequence[float] = SCORE_THRESHOLDS,
     dilate: bool = DEFAULTS["dilate"],
+    mask_thresholds: Sequence[float] = (DEFAULTS["mask_threshold"],),
 ) -> pd.DataFrame:
-    """Per-image metrics of ``model`` on a split at every threshold: one prediction per image.
+    """Per-image metrics of ``model`` on a split at every pair of score and mask thresholds:
+    one model run per image.
 
-    Columns: ``score_threshold``, ``image`` and the evaluator's metric columns.
+    Columns: ``score_threshold``, ``mask_threshold``, ``image`` and the evaluator's metric
+    columns.
     """
     lowest = min(thresholds)
     rows = []
     for name, image, truth in zip(split.names, split.images, split.labels, strict=True):
-        labels, scores = predict_image(model, image, score_threshold=lowest, dilate=False)
-        for t in thresholds:
-            pred = above(labels, scores, t)
-            if dilate:
-                dilate_labels(pred, inplace=True)
-            rows.append(
-                {"score_threshold": float(t), "image": name, **image_metrics(truth, pred).as_dict()}
-            )
+        predicted = predict_mask_thresholds(
+            model, image, mask_thresholds, score_threshold=lowest, dilate=False
+        )
+        for m, (labels, scores) in zip(mask_thresholds, predicted, strict=True):
+            for t in thresholds:
+                pred = above(labels, scores, t)
+                if dilate:
+                    dilate_labels(pred, inplace=True)
+                rows.append(
+                    {
+                        "score_threshold": float(t),
+                        "mask_threshold": float(m),
+                        "image": name,
+                        **image_metrics(truth, pred).as_dict(),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -83,34 +106,54 @@ def validation_curve(
     device: str = "auto",
     thresholds: Sequence[float] = SCORE_THRESHOLDS,
     progress: bool = True,
+    mask_thresholds: Sequence[float] = MASK_THRESHOLDS,
 ) -> pd.DataFrame:
-    """Mean validation metrics of every checkpoint at every threshold: one row per pair (the
-    validation images are read and decoded once for all checkpoints)."""
+    """Mean validation metrics of every checkpoint at every pair of score and mask thresholds:
+    one row per triple (the validation images are read and decoded once for all checkpoints)."""
     split = TestSplit.read(val_dir)
     rows = []
     for iteration, path in tqdm(
         sorted(checkpoints.items()), desc="validation", disable=not progress
     ):
-        per_image = threshold_metrics(load_model(path, device), split, thresholds)
-        for t, group in per_image.groupby("score_threshold", sort=True):
+        model = load_model(path, device)
+        per_image = threshold_metrics(model, split, thresholds, mask_thresholds=mask_thresholds)
+        for (t, m), group in per_image.groupby(["score_threshold", "mask_threshold"], sort=True):
             summary = summarise(group).iloc[0].to_dict()
-            rows.append({"iteration": int(iteration), "score_threshold": float(t), **summary})
+            rows.append(
+                {
+                    "iteration": int(iteration),
+                    "score_threshold": float(t),
+                    "mask_threshold": float(m),
+                    **summary,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def choose(curve: pd.DataFrame, metric: str = "map") -> Choice:
-    """The (checkpoint, threshold) with the best validation ``metric``.
+    """The (checkpoint, score threshold, mask threshold) with the best validation ``metric``.
 
-    Ties go to the earliest checkpoint (less training), then to the threshold nearest the
-    predictor's default, so a flat curve does not move the choice.
+    Ties go to the earliest checkpoint (less training), then to the score and then the mask
+    threshold nearest the predictor's defaults, so a flat curve does not move the choice. A
+    curve without a ``mask_threshold`` column was predicted at the default one.
     """
     if curve.empty:
         raise ValueError("no validation evaluations to choose from")
+    if "mask_threshold" not in curve:
+        curve = curve.assign(mask_threshold=float(DEFAULTS["mask_threshold"]))
     best = curve[metric].max()
     tied = curve[np.isclose(curve[metric], best, rtol=0, atol=1e-12)].copy()
     tied["distance"] = (tied["score_threshold"] - DEFAULTS["score_threshold"]).abs()
-    row = tied.sort_values(["iteration", "distance", "score_threshold"]).iloc[0]
-    return Choice(int(row["iteration"]), float(row["score_threshold"]), "validation", float(best))
+    tied["mask_distance"] = (tied["mask_threshold"] - DEFAULTS["mask_threshold"]).abs()
+    order = ["iteration", "distance", "score_threshold", "mask_distance", "mask_threshold"]
+    row = tied.sort_values(order).iloc[0]
+    return Choice(
+        int(row["iteration"]),
+        float(row["score_threshold"]),
+        "validation",
+        float(best),
+        float(row["mask_threshold"]),
+    )
 
 
 def final_choice(iterations: Sequence[int]) -> Choice:
@@ -127,13 +170,21 @@ def test_metrics(
 ) -> pd.DataFrame:
     """Per-image test metrics at the choice (columns ``image`` and the metric columns).
 
-    ``evaluated`` is the run's per-checkpoint test evaluation at the default threshold: when the
-    choice uses that threshold, its file is read instead of predicting again.
+    ``evaluated`` is the run's per-checkpoint test evaluation at the default thresholds: when
+    the choice uses them, its file is read instead of predicting again.
     """
-    if evaluated is not None and math.isclose(choice.score_threshold, DEFAULTS["score_threshold"]):
+    defaults = math.isclose(choice.score_threshold, DEFAULTS["score_threshold"]) and (
+        math.isclose(choice.mask_threshold, DEFAULTS["mask_threshold"])
+    )
+    if evaluated is not None and defaults:
         path = checkpoint_csv(evaluated, choice.iteration)
         if path.is_file():
             return pd.read_csv(path)
     model = load_model(checkpoints[choice.iteration], device)
-    per_image = threshold_metrics(model, TestSplit.read(test_dir), [choice.score_threshold])
-    return per_image.drop(columns="score_threshold")[["image", *METRIC_COLUMNS, "n_gt", "n_pred"]]
+    per_image = threshold_metrics(
+        model,
+        TestSplit.read(test_dir),
+        [choice.score_threshold],
+        mask_thresholds=[choice.mask_threshold],
+    )
+    return per_image[["image", *METRIC_COLUMNS, "n_gt", "n_pred"]]
