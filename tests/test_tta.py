@@ -301,3 +301,16 @@ def test_threshold_grid_equals_predicting_at_each_pair(tiny_split):
         )
         pred = engine.dilate_labels(above(labels, scores, t))
         assert row.iloc[0]["map"] == pytest.approx(image_metrics(truth, pred).map)
+
+
+def test_load_model_overrides_inference_settings_only(tmp_path):
+    model = _tiny_model()
+    path = tmp_path / "m.pt"
+    torch.save({"model_config": ModelConfig.preset("slim", **SMALL).to_dict(),
+                "model": model.state_dict()}, path)  # fmt: skip
+    loaded = load_model(path, "cpu", inference={"test_time_flips": True, "mask_box_scale": 1.2})
+    assert loaded.test_time_flips is True and loaded.roi_heads.mask_box_scale == 1.2
+    with pytest.raises(ValueError, match="backbone"):
+        load_model(path, "cpu", inference={"backbone": "resnet50"})
+    with pytest.raises(ValueError, match="mask_box_scale"):
+        load_model(path, "cpu", inference={"mask_box_scale": 3.0})

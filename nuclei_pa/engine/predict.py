@@ -10,7 +10,7 @@ largest nucleus diameter.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,26 @@ DEFAULTS: dict[str, Any] = {
 
 
 def load_model(
-    checkpoint: str | Path, device: str | torch.device | None = "auto"
+    checkpoint: str | Path,
+    device: str | torch.device | None = "auto",
+    *,
+    inference: Mapping[str, Any] | None = None,
 ) -> torch.nn.Module:
     """Rebuild a trained model from a ``nuclei-pa train`` checkpoint, in eval mode on ``device``.
 
-    Every problem with the file becomes an :class:`InputError` naming it.
+    ``inference`` overrides the checkpoint's inference-only settings
+    (:data:`~nuclei_pa.model.config.INFERENCE_KEYS`: ``test_time_flips``, ``mask_box_scale``,
+    ``mask_box_grow``), e.g. to predict with test-time flips from a model trained without them;
+    a key that is not one of them, or a bad value, is a ValueError naming it. Every problem with
+    the file becomes an :class:`InputError` naming it.
     """
+    from nuclei_pa.model.config import INFERENCE_KEYS
+
+    unknown = sorted(set(inference or {}) - set(INFERENCE_KEYS))
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not an inference setting; those are {', '.join(INFERENCE_KEYS)}"
+        )
     path = Path(checkpoint)
     ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or "model_config" not in ckpt:
@@ -58,7 +72,13 @@ def load_model(
     from nuclei_pa.model import ModelConfig, build_model
 
     try:
-        model = build_model(ModelConfig.from_saved(ckpt["model_config"]))
+        cfg = ModelConfig.from_saved(ckpt["model_config"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(path, f"invalid model_config: {exc}") from exc
+    if inference:
+        cfg = ModelConfig.from_dict({**cfg.to_dict(), **inference})
+    try:
+        model = build_model(cfg)
     except InputError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
