@@ -148,7 +148,14 @@ def _summary(rows: list[dict], edges: list[tuple[int, int]], seconds: float) -> 
     }
 
 
-def bench_model(name: str, results: Path, split_name: str, data: str | None) -> pd.DataFrame:
+def bench_model(
+    name: str,
+    results: Path,
+    split_name: str,
+    data: str | None,
+    settings: list[tuple[str, dict, dict]] = SETTINGS,
+    mask_threshold: float = 0.5,
+) -> pd.DataFrame:
     dataset = data or next(v for k, v in DATASETS.items() if name.startswith(k))
     chosen = read_json(results / "eval" / name / "seed0" / "chosen.json")
     ckpt = (
@@ -168,22 +175,26 @@ def bench_model(name: str, results: Path, split_name: str, data: str | None) -> 
     )
     # image by image, every setting on each in turn: a change in the machine's load slows
     # every setting alike, so the time ratios hold on a shared machine
-    metrics = {label: [] for label, _, _ in SETTINGS}
-    edges = {label: [] for label, _, _ in SETTINGS}
+    metrics = {label: [] for label, _, _ in settings}
+    edges = {label: [] for label, _, _ in settings}
     seconds = dict.fromkeys(metrics, 0.0)
     for image, truth in zip(split.images, split.labels, strict=True):
         cache.clear()  # only this image's outputs are reused
-        for label, overrides, heads in SETTINGS:
+        for label, overrides, heads in settings:
             with _heads(model, heads):
                 start = time.perf_counter()
                 labels, _ = predict_image(
-                    model, image, score_threshold=score, device=None, **overrides
+                    model,
+                    image,
+                    score_threshold=score,
+                    device=None,
+                    **{"mask_threshold": mask_threshold, **overrides},
                 )
                 seconds[label] += time.perf_counter() - start
             metrics[label].append(image_metrics(truth, labels).as_dict())
             edges[label].append(straight_edges(labels))
     rows = []
-    for label, _, _ in SETTINGS:
+    for label, _, _ in settings:
         row = _summary(metrics[label], edges[label], seconds[label])
         rows.append({"model": name, "setting": label, **row})
         print(
@@ -193,8 +204,8 @@ def bench_model(name: str, results: Path, split_name: str, data: str | None) -> 
             flush=True,
         )
     frame = pd.DataFrame(rows)
-    plain = frame.loc[frame["setting"] == "plain", "s/img"].iloc[0]
-    frame["time"] = frame["s/img"] / plain
+    plain = frame.loc[frame["setting"] == "plain", "s/img"]
+    frame["time"] = frame["s/img"] / plain.iloc[0] if len(plain) else float("nan")
     frame.loc[frame["setting"].isin(CACHED), "time"] = 1.0
     return frame
 
@@ -206,11 +217,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="val", help="split folder (default: val)")
     parser.add_argument("--data", help="dataset folder for every model (default: by name)")
     parser.add_argument("--csv", type=Path, help="also write the table here")
+    parser.add_argument(
+        "--settings", nargs="+", help="only these rows (names as printed; default: all)"
+    )
+    parser.add_argument(
+        "--mask-threshold",
+        type=float,
+        default=0.5,
+        help="mask threshold of every row but the mask-threshold ones (default: 0.5)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print("command: python benchmarks/bench_inference_levers.py " + " ".join(argv or sys.argv[1:]))
     start = time.perf_counter()
-    frames = [bench_model(m, args.results, args.split, args.data) for m in args.models]
+    settings = SETTINGS
+    if args.settings:
+        unknown = set(args.settings) - {label for label, _, _ in SETTINGS}
+        if unknown:
+            parser.error(f"unknown setting {sorted(unknown)[0]!r}")
+        settings = [row for row in SETTINGS if row[0] in args.settings]
+    frames = [
+        bench_model(m, args.results, args.split, args.data, settings, args.mask_threshold)
+        for m in args.models
+    ]
     table = pd.concat(frames, ignore_index=True)
     table["plain s/img"] = table.groupby("model")["s/img"].transform("first")
     show = table[["model", "setting", "mAP", "AJI", "R@0.5", "straight", "n_pred", "time"]]
