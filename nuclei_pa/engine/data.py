@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from nuclei_pa.data.derive import MIN_CROP_AREA, is_sliver
+from nuclei_pa.crops import MIN_CROP_AREA, is_sliver
 from nuclei_pa.engine.augment import Augment, Draw
 from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels
 from nuclei_pa.errors import InputError
