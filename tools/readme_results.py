@@ -7,6 +7,8 @@
     python tools/readme_results.py --annotator results/bench_annotator results/bench_annotator_kumar
     python tools/readme_results.py --slide results/bench_slide/summary.md
     python tools/readme_results.py --pretrain results/bench_pretrain/bbbc25-pa
+    python tools/readme_results.py --levers results/bench_levers/kumar25-pa
+    python tools/readme_results.py --inference-levers results/bench_inference_levers/output.txt
     python tools/readme_results.py --times 14.1 9.8   # timed make demo, make test (minutes)
     python tools/readme_results.py --effort results/effort --wall-minutes 95 --cores 1
 
@@ -34,6 +36,8 @@ SLIDE_START, SLIDE_END = "<!-- slide:start -->", "<!-- slide:end -->"
 TIMES_START, TIMES_END = "<!-- times:start -->", "<!-- times:end -->"
 PRETRAIN_START, PRETRAIN_END = "<!-- pretrain:start -->", "<!-- pretrain:end -->"
 EFFORT_START, EFFORT_END = "<!-- effort:start -->", "<!-- effort:end -->"
+LEVERS_START, LEVERS_END = "<!-- levers:start -->", "<!-- levers:end -->"
+INFERENCE_START, INFERENCE_END = "<!-- inference-levers:start -->", "<!-- inference-levers:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
@@ -73,10 +77,15 @@ jobs at once) took {speed:.2f} s: `make demo` {demo_minutes:.1f} minutes, `make 
 {TIMES_END}"""
 
 
-def pretrain_block(runs: list[Path]) -> str:
-    """The ``summary.md`` of each ``benchmarks/bench_pretrain.py`` run."""
+def summaries_block(runs: list[Path], start: str, end: str) -> str:
+    """The ``summary.md`` of each benchmark run (bench_pretrain, bench_levers), in order."""
     parts = [(run / "summary.md").read_text().strip() for run in runs]
-    return PRETRAIN_START + "\n" + "\n\n".join(parts) + "\n" + PRETRAIN_END
+    return start + "\n" + "\n\n".join(parts) + "\n" + end
+
+
+def inference_levers_block(output: Path) -> str:
+    """What ``benchmarks/bench_inference_levers.py`` printed (saved as a file), as a code block."""
+    return f"{INFERENCE_START}\n```\n{output.read_text().strip()}\n```\n{INFERENCE_END}"
 
 
 def effort_block(results: Path, wall_minutes: float, cores: int) -> str:
@@ -249,6 +258,15 @@ def main() -> None:
         "--pretrain", type=Path, nargs="+", metavar="RUN", help="bench_pretrain.py output folders"
     )
     parser.add_argument(
+        "--levers", type=Path, nargs="+", metavar="RUN", help="bench_levers.py output folders"
+    )
+    parser.add_argument(
+        "--inference-levers",
+        type=Path,
+        metavar="FILE",
+        help="bench_inference_levers.py's printed output, saved to a file",
+    )
+    parser.add_argument(
         "--effort", type=Path, metavar="RESULTS", help="a config/effort.yaml run's results folder"
     )
     parser.add_argument("--cores", type=int, default=2)
@@ -276,9 +294,17 @@ def main() -> None:
         shutil.copyfile(args.effort / "figures" / "effort.png", ROOT / "docs" / "effort.png")
         print(f"updated {args.readme} and docs/effort.png")
         return
-    if args.pa_bench or args.reproducibility or args.annotator or args.slide or args.pretrain:
+    benches = (args.pa_bench, args.reproducibility, args.annotator, args.slide, args.pretrain)
+    if any(benches) or args.levers or args.inference_levers:
         if args.pretrain:
-            replace_block(args.readme, PRETRAIN_START, PRETRAIN_END, pretrain_block(args.pretrain))
+            block = summaries_block(args.pretrain, PRETRAIN_START, PRETRAIN_END)
+            replace_block(args.readme, PRETRAIN_START, PRETRAIN_END, block)
+        if args.levers:
+            block = summaries_block(args.levers, LEVERS_START, LEVERS_END)
+            replace_block(args.readme, LEVERS_START, LEVERS_END, block)
+        if args.inference_levers:
+            block = inference_levers_block(args.inference_levers)
+            replace_block(args.readme, INFERENCE_START, INFERENCE_END, block)
         if args.slide:
             replace_block(args.readme, SLIDE_START, SLIDE_END, slide_block(args.slide))
         if args.annotator:
