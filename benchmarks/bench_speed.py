@@ -40,7 +40,7 @@ from nuclei_pa.data.folder import FolderSpec, write_folder_dataset
 from nuclei_pa.data.synth import synthesize
 from nuclei_pa.data.synth_config import SynthConfig
 from nuclei_pa.engine import TrainConfig, train
-from nuclei_pa.engine.data import NucleusDataset, batch_plan, open_dataset
+from nuclei_pa.engine.dataset import NucleusDataset, batch_plan, open_dataset
 from nuclei_pa.engine.evaluate import evaluate_checkpoints
 from nuclei_pa.engine.predict import load_model, predict_folder
 from nuclei_pa.engine.train import uses_bf16

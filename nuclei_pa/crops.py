@@ -1,5 +1,5 @@
 """What a crop keeps of the nuclei its border cuts: one rule for the ``crop`` derivation
-(:mod:`nuclei_pa.data.derive`) and patch training (:mod:`nuclei_pa.engine.data`), so both cut
+(:mod:`nuclei_pa.data.derive`) and patch training (:mod:`nuclei_pa.engine.dataset`), so both cut
 nuclei alike. Below both, so neither imports the other for it."""
 
 from __future__ import annotations

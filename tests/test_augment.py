@@ -8,7 +8,7 @@ import torch
 
 from nuclei_pa.engine.augment import Augment, Draw
 from nuclei_pa.engine.config import TRAJECTORY_KEYS, TrainConfig
-from nuclei_pa.engine.data import batch_plan, mask_boxes, open_dataset
+from nuclei_pa.engine.dataset import batch_plan, mask_boxes, open_dataset
 from nuclei_pa.io.dataset import Sample, write_split
 from tests.conftest import disk_labels
 

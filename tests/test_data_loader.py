@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from nuclei_pa.engine.data import (
+from nuclei_pa.engine.dataset import (
     InfiniteBatchSampler,
     NucleusDataset,
     batch_plan,

@@ -9,7 +9,7 @@ import torch
 
 from nuclei_pa.engine import TrainConfig, train
 from nuclei_pa.engine import predict as predict_module
-from nuclei_pa.engine.data import NucleusDataset
+from nuclei_pa.engine.dataset import NucleusDataset
 from nuclei_pa.engine.predict import load_model, predict_image
 from nuclei_pa.engine.tensors import image_to_tensor, intensity_levels
 from nuclei_pa.io.dataset import Sample, write_split

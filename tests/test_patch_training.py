@@ -14,7 +14,7 @@ import torch
 
 from nuclei_pa.crops import MIN_CROP_AREA
 from nuclei_pa.engine import TrainConfig, train
-from nuclei_pa.engine.data import (
+from nuclei_pa.engine.dataset import (
     NUCLEUS_BIAS,
     CropWindows,
     InfiniteBatchSampler,
@@ -167,7 +167,7 @@ def test_crop_then_flip_keeps_image_masks_and_boxes_together(bars, flip_h, flip_
 
 
 def test_a_crop_decodes_only_its_nuclei_and_each_only_once(bars, monkeypatch):
-    from nuclei_pa.engine import data as data_module
+    from nuclei_pa.engine import dataset as data_module
 
     calls = []
     real = data_module.decode_segmentation

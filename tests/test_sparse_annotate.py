@@ -14,7 +14,7 @@ from nuclei_pa.annotate.inputs import list_session_images, read_corrections
 from nuclei_pa.annotate.session import ProposalSettings, run_round
 from nuclei_pa.engine import TrainConfig
 from nuclei_pa.engine import predict as engine_predict
-from nuclei_pa.engine.data import open_dataset
+from nuclei_pa.engine.dataset import open_dataset
 from nuclei_pa.io.annotation import Annotation
 from nuclei_pa.io.formats import read_annotation, write_annotations
 from nuclei_pa.io.images import write_tiff

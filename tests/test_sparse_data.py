@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nuclei_pa.engine.data import NucleusDataset
+from nuclei_pa.engine.dataset import NucleusDataset
 from nuclei_pa.errors import InputError
 from nuclei_pa.io.dataset import Sample, read_split, write_split
 from nuclei_pa.io.images import write_tiff

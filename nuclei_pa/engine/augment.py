@@ -6,7 +6,7 @@ turn patches by quarter turns, rescale them, and jitter their intensity and (on 
 is. Every augmentation is off by default, so the paper's trajectory is unchanged unless asked.
 
 Each patch gets its own draw, a pure function of the integer the batch plan gives it
-(:func:`nuclei_pa.engine.data.batch_plan`), so a resumed run sees the same patches. All five
+(:func:`nuclei_pa.engine.dataset.batch_plan`), so a resumed run sees the same patches. All five
 random numbers are always drawn, in one order, so turning one augmentation on does not change
 what the others draw.
 """

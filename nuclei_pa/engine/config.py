@@ -84,7 +84,7 @@ class TrainConfig:
     stain_jitter: float = 0.0  # H&E: each stain's amount ×(1±s), shifted by ±s × its mean
     # Train on random crop_size × crop_size patches, mostly around annotated nuclei, instead of
     # whole images (None, the paper's way): a 1000 px image costs a CPU seconds per iteration
-    # and gigabytes of masks, a 256 px patch a fraction of that (see nuclei_pa.engine.data).
+    # and gigabytes of masks, a 256 px patch a fraction of that (see nuclei_pa.engine.dataset).
     crop_size: int | None = None
     seed: int = 0
     device: str = "auto"  # auto: CUDA when available, else CPU; or cpu, cuda, cuda:1, …

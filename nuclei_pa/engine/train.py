@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from nuclei_pa.engine import checkpoint as ckpt
 from nuclei_pa.engine.config import SAVED_BEFORE, TRAJECTORY_KEYS, TrainConfig
-from nuclei_pa.engine.data import InfiniteBatchSampler, NucleusDataset, collate, open_dataset
+from nuclei_pa.engine.dataset import InfiniteBatchSampler, NucleusDataset, collate, open_dataset
 from nuclei_pa.engine.distributed import (
     World,
     barrier,

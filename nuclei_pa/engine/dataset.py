@@ -20,7 +20,7 @@ otherwise uniformly: partial annotations can be sparse, and a uniform crop of a 
 would often hold no annotated nucleus at all, an iteration spent learning nothing but (for the
 baseline) background. The other tenth keeps every part of the image in play. Nuclei cut by the
 window are clipped, and clipped slivers dropped, as the ``crop`` derivation does
-(:func:`nuclei_pa.data.derive.is_sliver`). Images smaller than the crop in a dimension are used
+(:func:`nuclei_pa.crops.is_sliver`). Images smaller than the crop in a dimension are used
 whole in that dimension (no padding: torchvision pads a batch itself).
 
 Augmentations beyond flips (:mod:`.augment`: quarter turns, scale, intensity, stain; off unless
