@@ -60,6 +60,7 @@ from nuclei_pa.io.dataset import IGNORE_DIR, REGIONS_DIR
 from nuclei_pa.io.images import read_image, write_tiff
 from nuclei_pa.io.progress import Progress
 from nuclei_pa.model import ModelConfig
+from nuclei_pa.model.config import INFERENCE_KEYS, inference_settings
 
 __all__ = [
     "CPU_ROUND",
@@ -101,6 +102,11 @@ class ProposalSettings:
     tile_overlap: int = PREDICT_DEFAULTS["tile_overlap"]
     overlap: float = 0.1  # a proposal with more of its area on annotated pixels is dropped
     min_new: int = 1  # done when a round shows fewer new proposals than this
+    # The trained model's inference-only settings (ModelConfig.INFERENCE_KEYS) for proposing;
+    # None: the model's own. Grown mask boxes give outlines that are not cut off straight.
+    test_time_flips: bool | None = None
+    mask_box_scale: float | None = None
+    mask_box_grow: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("score_threshold", "mask_threshold", "overlap"):
@@ -108,9 +114,14 @@ class ProposalSettings:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.min_area < 1 or self.min_new < 0:
             raise ValueError("min_area must be ≥ 1 and min_new ≥ 0")
+        inference_settings(self.inference())  # a bad value: a ValueError naming it
 
     def predict_kwargs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in PREDICT_DEFAULTS}
+
+    def inference(self) -> dict[str, Any]:
+        """The inference settings that override the model's (``load_model``'s ``inference``)."""
+        return {k: getattr(self, k) for k in INFERENCE_KEYS if getattr(self, k) is not None}
 
 
 @dataclass
@@ -475,9 +486,9 @@ def _propose(
     Returns the output annotations, the summed counts, every image's rejected proposals so far
     (COCO records with the round that showed them) and the scores of the proposals shown.
     """
-    from nuclei_pa.engine.predict import load_model, predict_image
+    from nuclei_pa.engine.predict import inference_kwargs, load_model, predict_image
 
-    model = load_model(checkpoint, train_cfg.device)
+    model = load_model(checkpoint, train_cfg.device, **inference_kwargs(settings.inference()))
     threads = torch.get_num_threads()
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)

@@ -11,7 +11,9 @@ from nuclei_pa.commands.options import (
     add_architecture_options,
     add_crop_size_option,
     add_detection_thresholds,
+    add_inference_options,
     crop_size_setting,
+    inference_options,
 )
 from nuclei_pa.commands.predict import DEFAULTS as PREDICT_DEFAULTS
 from nuclei_pa.errors import InputError
@@ -157,6 +159,7 @@ def _add_proposal_options(g: argparse._ArgumentGroup) -> None:
         default=PREDICT_DEFAULTS["tile_size"],
         help="predict larger images in tiles of this size, 0 = never (default %(default)s)",
     )
+    add_inference_options(g)
 
 
 def _add_model_options(g: argparse._ArgumentGroup) -> None:
@@ -268,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, "--min-area must be ≥ 1, --min-new and --tile-size ≥ 0")
     if args.round_no is not None and args.round_no < 1:
         raise InputError(None, f"--round counts from 1, got {args.round_no}")
+    inference = inference_options(args)
     model_cfg, train_cfg, chosen = build_configs(args)
 
     from nuclei_pa.annotate.session import (
@@ -295,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
         tile_overlap=min(PREDICT_DEFAULTS["tile_overlap"], max(args.tile_size - 1, 0)),
         overlap=args.overlap,
         min_new=args.min_new,
+        **inference,
     )
     if chosen:
         print(describe_defaults(train_cfg.device, chosen), flush=True)

@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nuclei_pa.commands.options import add_detection_thresholds
+from nuclei_pa.commands.options import (
+    add_detection_thresholds,
+    add_inference_options,
+    inference_options,
+)
 from nuclei_pa.errors import InputError
 
 # Kept literal (not imported from the engine) so `nuclei-pa --help` does not import torch;
@@ -39,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ".ome.tif, pyramidal .tif) are read tile by tile at --mpp or --level, background skipped, "
         "and written as OUT/<name>.geojson (QuPath detections, score as a measurement) and "
         "OUT/<name>.csv (centroid in level-0 pixels and µm, area in µm², score) as they go; "
-        "a killed run resumes where it stopped when rerun with the same settings.",
+        "a killed run resumes where it stopped when rerun with the same settings. "
+        "--test-time-flips and --mask-box-scale change how a trained model predicts, without "
+        "retraining.",
     )
     p.add_argument(
         "images",
@@ -85,6 +91,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="overlap of neighbouring tiles in pixels; must exceed the largest nucleus "
         "diameter, or nuclei on tile borders can be lost (default %(default)s)",
     )
+    add_inference_options(p.add_argument_group("inference (no retraining)"))
     p.add_argument(
         "--device",
         default="auto",
@@ -138,13 +145,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             None, f"--tile-overlap {args.tile_overlap} must be below --tile-size {args.tile_size}"
         )
+    inference = inference_options(args)
 
     from nuclei_pa.slide.reader import is_slide
 
     slides = [p for p in args.images if is_slide(p)]
     images = [p for p in args.images if p not in slides]
     if slides:
-        run_slides(args, slides)
+        run_slides(args, slides, inference)
     elif args.mpp is not None or args.level is not None:
         raise InputError(None, "--mpp and --level apply to whole slides; none was given")
     if not images:
@@ -161,14 +169,18 @@ def run(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         device=args.device,
         progress=not args.quiet,
+        inference=inference,
     )
     if not args.quiet:
         print(f"{args.out}: {summary['instances']} nuclei in {summary['images']} images")
     return 0
 
 
-def run_slides(args: argparse.Namespace, slides: list[Path]) -> None:
-    """Every slide into OUT/<stem>.geojson + .csv; all are checked before the model loads."""
+def run_slides(
+    args: argparse.Namespace, slides: list[Path], inference: dict[str, object] | None = None
+) -> None:
+    """Every slide into OUT/<stem>.geojson + .csv; all are checked before the model loads.
+    ``inference``: the checkpoint's inference settings overridden (``load_model``'s)."""
     from nuclei_pa.slide.reader import Slide
 
     if not args.tile_size:
@@ -184,7 +196,7 @@ def run_slides(args: argparse.Namespace, slides: list[Path]) -> None:
     from nuclei_pa.slide.predictors import ModelPredictor
     from nuclei_pa.slide.stream import predict_slide
 
-    model = engine.load_model(args.checkpoint, args.device)
+    model = engine.load_model(args.checkpoint, args.device, **engine.inference_kwargs(inference))
     params = detection_params(args)
     for path in slides:
         out = args.out / f"{path.stem}.geojson"

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,12 @@ from tqdm import tqdm
 
 from nuclei_pa.engine.evaluate import TestSplit
 from nuclei_pa.engine.postprocess import dilate_labels
-from nuclei_pa.engine.predict import DEFAULTS, load_model, predict_mask_thresholds
+from nuclei_pa.engine.predict import (
+    DEFAULTS,
+    inference_kwargs,
+    load_model,
+    predict_mask_thresholds,
+)
 from nuclei_pa.eval.folders import METRIC_COLUMNS, checkpoint_csv, summarise
 from nuclei_pa.eval.matching import image_metrics
 
@@ -110,15 +116,17 @@ def validation_curve(
     thresholds: Sequence[float] = SCORE_THRESHOLDS,
     progress: bool = True,
     mask_thresholds: Sequence[float] = MASK_THRESHOLDS,
+    inference: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Mean validation metrics of every checkpoint at every pair of score and mask thresholds:
-    one row per triple (the validation images are read and decoded once for all checkpoints)."""
+    one row per triple (the validation images are read and decoded once for all checkpoints).
+    ``inference``: each checkpoint's inference settings overridden (``load_model``'s)."""
     split = TestSplit.read(val_dir)
     rows = []
     for iteration, path in tqdm(
         sorted(checkpoints.items()), desc="validation", disable=not progress
     ):
-        model = load_model(path, device)
+        model = load_model(path, device, **inference_kwargs(inference))
         per_image = threshold_metrics(model, split, thresholds, mask_thresholds=mask_thresholds)
         for (t, m), group in per_image.groupby(["score_threshold", "mask_threshold"], sort=True):
             summary = summarise(group).iloc[0].to_dict()
@@ -170,11 +178,13 @@ def test_metrics(
     test_dir: str | Path,
     evaluated: str | Path | None = None,
     device: str = "auto",
+    inference: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Per-image test metrics at the choice (columns ``image`` and the metric columns).
 
     ``evaluated`` is the run's per-checkpoint test evaluation at the default thresholds: when
-    the choice uses them, its file is read instead of predicting again.
+    the choice uses them, its file is read instead of predicting again (it must then have been
+    evaluated with the same ``inference`` settings, as the workflow's rules are).
     """
     defaults = math.isclose(choice.score_threshold, DEFAULTS["score_threshold"]) and (
         math.isclose(choice.mask_threshold, DEFAULTS["mask_threshold"])
@@ -183,7 +193,7 @@ def test_metrics(
         path = checkpoint_csv(evaluated, choice.iteration)
         if path.is_file():
             return pd.read_csv(path)
-    model = load_model(checkpoints[choice.iteration], device)
+    model = load_model(checkpoints[choice.iteration], device, **inference_kwargs(inference))
     per_image = threshold_metrics(
         model,
         TestSplit.read(test_dir),

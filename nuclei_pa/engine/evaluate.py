@@ -12,13 +12,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from nuclei_pa.engine.predict import load_model, predict_image, resolve_images
+from nuclei_pa.engine.predict import inference_kwargs, load_model, predict_image, resolve_images
 from nuclei_pa.errors import InputError
 from nuclei_pa.eval.folders import (
     COLUMNS,
@@ -82,19 +83,21 @@ def evaluate_checkpoints(
     progress: bool = True,
     *,
     test: TestSplit | None = None,
+    inference: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Per-image metrics of each checkpoint, written to ``out_dir`` (:func:`checkpoint_csv`, and
     its ``.summary.csv``) all at once, and the learning curve (one row per iteration) returned.
 
     ``test``: the split already read (:meth:`TestSplit.read` of ``test_dir``), for a caller
-    scoring several runs on one split."""
+    scoring several runs on one split. ``inference``: each checkpoint's inference settings
+    overridden (:func:`~nuclei_pa.engine.predict.load_model`)."""
     test = TestSplit.read(test_dir) if test is None else test
     rows = []
     with atomic_dir(out_dir) as tmp_out:
         for iteration, path in tqdm(
             sorted(checkpoints.items()), desc="checkpoints", disable=not progress
         ):
-            model = load_model(path, device)
+            model = load_model(path, device, **inference_kwargs(inference))
             per_image = test.score(model)
             summary = summarise(per_image)
             csv = checkpoint_csv(tmp_out, iteration)

@@ -90,6 +90,12 @@ def load_model(
     return model.to(resolve_device(device)).eval()
 
 
+def inference_kwargs(inference: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``load_model``'s keyword for ``inference`` settings: none when there are none, so a
+    caller without any loads exactly as before."""
+    return {"inference": dict(inference)} if inference else {}
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -408,6 +414,7 @@ def predict_folder(
     progress: bool = True,
     test_time_flips: bool | None = None,
     mask_box_scale: float | None = None,
+    inference: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Predict every image; write ``out_dir/labels/<stem>.tif`` and ``out_dir/predictions.json``.
 
@@ -416,6 +423,7 @@ def predict_folder(
     nucleus category) that ``nuclei-pa evaluate`` and pycocotools read. ``labels/`` is replaced
     as a whole and the JSON written, each atomically, only once every image has succeeded.
     ``test_time_flips`` and ``mask_box_scale`` as in :func:`predict_image` (None: the model's).
+    ``inference``: the checkpoint's inference settings overridden, as :func:`load_model`'s.
     Returns the numbers of images and instances.
     """
     from tqdm import tqdm
@@ -426,7 +434,7 @@ def predict_folder(
         model = checkpoint.to(resolve_device(device))
         source = type(checkpoint).__name__
     else:
-        model = load_model(checkpoint, device)
+        model = load_model(checkpoint, device, **inference_kwargs(inference))
         source = str(checkpoint)
     params = {
         "score_threshold": score_threshold,

@@ -9,8 +9,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from nuclei_pa.errors import ConfigError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnext101_64x4d")
 FPN_LEVELS = ("0", "1", "2", "3", "pool")
@@ -205,6 +208,32 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 def _type_name(hint: Any) -> str:
     return hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
+
+
+def inference_settings(data: Mapping[str, Any], key: str = "inference") -> dict[str, Any]:
+    """``data``'s inference-only settings (:data:`INFERENCE_KEYS`), each checked by
+    ModelConfig's own rules and normalised (an integer ``mask_box_scale`` becomes a float).
+
+    A problem is a :class:`~nuclei_pa.errors.ConfigError` whose key is ``<key>.<setting>`` and
+    whose problem reads without the setting's name ("must be between 1.0 and 2.0 …"), so a
+    workflow key and a command-line option can each be named in front of it.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(key, f"must be a mapping of {', '.join(INFERENCE_KEYS)}, got {data!r}")
+    settings: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in INFERENCE_KEYS:
+            raise ConfigError(
+                f"{key}.{name}", f"not an inference setting; those are {', '.join(INFERENCE_KEYS)}"
+            )
+        try:
+            cfg = ModelConfig.from_dict({name: value})
+        except (TypeError, ValueError) as exc:
+            problem = str(exc).removeprefix(f"model setting {name!r} ")
+            raise ConfigError(f"{key}.{name}", problem) from exc
+        value = getattr(cfg, name)
+        settings[name] = float(value) if name == "mask_box_scale" else value
+    return settings
 
 
 def _validate(cfg: ModelConfig) -> None:

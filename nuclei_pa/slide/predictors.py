@@ -110,7 +110,16 @@ class ModelPredictor:
 
     def describe(self) -> str:
         levels = None if self.levels is None else np.round(self.levels, 6).tolist()
-        return f"model(levels={levels}, params={sorted(self.params.items())})"
+        # the model's inference settings, when not the defaults (an interrupted run's
+        # fingerprint from before they existed stays the same)
+        heads = getattr(self.model, "roi_heads", None)
+        flips = bool(getattr(self.model, "test_time_flips", False))
+        scale = float(getattr(heads, "mask_box_scale", 1.0))
+        inference = ""
+        if flips or scale != 1.0:
+            grow = getattr(heads, "mask_box_grow", "cut")
+            inference = f", inference={[('flips', flips), ('scale', scale), ('grow', grow)]}"
+        return f"model(levels={levels}, params={sorted(self.params.items())}{inference})"
 
     def __call__(self, tile: np.ndarray) -> tuple[np.ndarray, dict[int, float]]:
         from nuclei_pa.engine.predict import predict_image
