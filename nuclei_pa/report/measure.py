@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from nuclei_pa.engine.predict import load_model, predict_image
+from nuclei_pa.engine.predict import inference_kwargs, load_model, predict_image
 from nuclei_pa.engine.tensors import resolve_device
 from nuclei_pa.io.images import list_images, read_image
 from nuclei_pa.model import count_parameters
@@ -21,12 +22,14 @@ def measure_model(
     train_log: str | Path,
     device: str = "auto",
     max_images: int = 10,
+    inference: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Parameters; median training seconds per iteration and peak training memory (from the
     training log); mean inference seconds per image over up to ``max_images`` test images,
-    after one warm-up image."""
+    after one warm-up image. ``inference``: the checkpoint's inference settings overridden
+    (``load_model``'s), as the model is evaluated with them."""
     dev = resolve_device(device)
-    model = load_model(checkpoint, dev)
+    model = load_model(checkpoint, dev, **inference_kwargs(inference))
     paths = list_images(test_images)[: max_images + 1]
     images = [read_image(p) for p in paths]
     predict_image(model, images[0], device=dev)  # warm-up: allocator, kernels

@@ -48,6 +48,7 @@ rule annotate:
         model=ANNOTATE.model,
         train=ANNOTATE.train,
         settings=ANNOTATE.settings,
+        inference=INFERENCE,
         gpu_locks=R(".gpu_locks"),
     script:
         "../scripts/annotate.py"

@@ -7,10 +7,18 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from nuclei_pa.model.config import INFERENCE_KEYS, ModelConfig, inference_settings
 from nuclei_pa.plan.experiments import ConfigError, build_plan
 
 try:
     PLAN = build_plan(config)
+    # How every trained model predicts (config key `inference`, checked by ModelConfig's rules):
+    # a param of the rules that predict, never of training, so changing it re-runs evaluation,
+    # choice, figures, slides and annotation proposals but no training.
+    INFERENCE = {
+        **{k: getattr(ModelConfig(), k) for k in INFERENCE_KEYS},
+        **inference_settings(config.get("inference") or {}),
+    }
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 

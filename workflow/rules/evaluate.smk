@@ -24,6 +24,7 @@ rule evaluate:
         test_dir=lambda wc: str(PLAN.test_dir(wc.model)),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
+        inference=INFERENCE,
     script:
         "../scripts/evaluate_run.py"
 
@@ -69,5 +70,6 @@ rule choose_checkpoint:
         test_dir=lambda wc: str(PLAN.test_dir(wc.model)),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
+        inference=INFERENCE,
     script:
         "../scripts/choose_checkpoint.py"

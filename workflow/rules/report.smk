@@ -108,6 +108,7 @@ rule measure_model:
         test_images=lambda wc: str(PLAN.test_dir(wc.model) / "images"),
         gpu_locks=R(".gpu_locks"),
         device=PLAN.device,
+        inference=INFERENCE,
     script:
         "../scripts/measure_model.py"
 
@@ -165,6 +166,7 @@ rule examples_figure:
         models=PLAN.report.get("figure4", []),
         test_dir=lambda wc: str(PLAN.test_dir(PLAN.report["figure4"][0])),
         device=PLAN.device,
+        inference=INFERENCE,
     script:
         "../scripts/examples_figure.py"
 

@@ -39,5 +39,6 @@ rule predict_slide:
         score_threshold=SLIDES.get("score_threshold", 0.5),
         device=config.get("device", "auto"),
         gpu_locks=R(".gpu_locks"),
+        inference=INFERENCE,
     script:
         "../scripts/predict_slide.py"

@@ -16,6 +16,6 @@ with claim_gpu(p.gpu_locks):
         round_no=p.round,
         model_cfg=ModelConfig.from_dict(p.model),
         train_cfg=TrainConfig.from_dict({**p.train, "threads": snakemake.threads}),
-        settings=ProposalSettings(**p.settings),
+        settings=ProposalSettings(**p.settings, **p.inference),
     )
 print(result.message)

@@ -20,6 +20,7 @@ with claim_gpu(snakemake.params.gpu_locks):
         snakemake.output.per_checkpoint,
         snakemake.params.device,
         progress=False,
+        inference=snakemake.params.inference,
     )
 write_table(curve, snakemake.output.curve)
 write_json(snakemake.output.best, json.loads(best_checkpoint(curve).to_json()))

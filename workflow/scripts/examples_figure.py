@@ -1,9 +1,11 @@
-"""Rule examples_figure: one test image segmented by each model at the checkpoint and score
-threshold its validation images chose (the final checkpoint where there are none)."""
+"""Rule examples_figure: one test image segmented by each model at the checkpoint, score and
+mask thresholds its validation images chose (the final checkpoint where there are none), with
+the configured `inference` settings."""
 
 import json
 from pathlib import Path
 
+from nuclei_pa.engine.choose import Choice
 from nuclei_pa.engine.predict import load_model, predict_image
 from nuclei_pa.io.dataset import read_split
 from nuclei_pa.io.logs import redirect_output
@@ -15,10 +17,17 @@ predictions = {}
 for model, chosen, folder in zip(
     snakemake.params.models, snakemake.input.chosen, snakemake.input.checkpoints, strict=True
 ):
-    choice = json.loads(Path(chosen).read_text())
-    net = load_model(Path(folder) / f"ckpt_{choice['iteration']:06d}.pt", snakemake.params.device)
+    choice = Choice.from_dict(json.loads(Path(chosen).read_text()))
+    net = load_model(
+        Path(folder) / f"ckpt_{choice.iteration:06d}.pt",
+        snakemake.params.device,
+        inference=snakemake.params.inference,
+    )
     predictions[model] = predict_image(
-        net, sample.image, score_threshold=choice["score_threshold"]
+        net,
+        sample.image,
+        score_threshold=choice.score_threshold,
+        mask_threshold=choice.mask_threshold,
     )[0]
 examples_figure(
     sample.image, sample.labels, predictions, [snakemake.output.png, snakemake.output.pdf]

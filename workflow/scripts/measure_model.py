@@ -12,5 +12,6 @@ with claim_gpu(snakemake.params.gpu_locks):
         snakemake.params.test_images,
         snakemake.input.log,
         snakemake.params.device,
+        inference=snakemake.params.inference,
     )
 write_json(snakemake.output[0], numbers)

@@ -9,7 +9,7 @@ from nuclei_pa.slide.stream import predict_slide
 redirect_output(snakemake.log[0])
 p = snakemake.params
 with claim_gpu(p.gpu_locks):
-    model = load_model(p.checkpoint, p.device)
+    model = load_model(p.checkpoint, p.device, inference=p.inference)
     summary = predict_slide(
         snakemake.input.slide,
         snakemake.output.geojson,
