@@ -26,6 +26,7 @@ from nuclei_pa.io.images import read_labels, write_tiff
 from nuclei_pa.model import ModelConfig
 from nuclei_pa.model.config import INFERENCE_KEYS, inference_settings
 from nuclei_pa.slide.mosaic import write_mosaic_slide
+from nuclei_pa.slide.predictors import ModelPredictor
 from tests.test_predict import BlobModel, blob_image
 from tests.test_tta import SMALL, _image, _tiny_model
 
@@ -104,6 +105,10 @@ def test_slides_get_the_options_too(tmp_path, blob_loader):
     ((inference, model),) = blob_loader
     assert inference == {"test_time_flips": True} and model.calls
     assert (out / "blobs.geojson").is_file()
+    # a run interrupted with other inference settings does not resume into this one
+    pixels = np.zeros((4, 3), np.uint8)
+    assert "inference=" in ModelPredictor(model, pixels).describe()
+    assert "inference=" not in ModelPredictor(BlobModel(), pixels).describe()
 
 
 @pytest.mark.parametrize(
@@ -187,6 +192,7 @@ def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedPr
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # two Snakemake runs: ~25 s
 def test_changing_it_reruns_evaluation_and_choice_but_not_training(tmp_path):
     results = tmp_path / "results"
     config = {
