@@ -177,3 +177,25 @@ def slide_checkpoint_input():
 def slide_checkpoint():
     """The checkpoint file the slides are predicted with."""
     return SLIDES.get("checkpoint") or final_checkpoint(SLIDES["model"])
+
+
+# The sparse-label arms at equal annotation effort (issue 24): config key report.effort.
+
+EFFORT = PLAN.report.get("effort") or {}
+
+
+def effort_models():
+    """Every model of report.effort's arms, arm after arm, each once."""
+    arms = EFFORT.get("arms", {})
+    return list(dict.fromkeys(m for models in arms.values() for m in models))
+
+
+def effort_outputs():
+    if not EFFORT:
+        return []
+    return [
+        R("tables", "effort.csv"),
+        R("tables", "effort.md"),
+        R("figures", "effort.png"),
+        R("figures", "effort.pdf"),
+    ]
