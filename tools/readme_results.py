@@ -88,7 +88,7 @@ def inference_levers_block(output: Path) -> str:
     return f"{INFERENCE_START}\n```\n{output.read_text().strip()}\n```\n{INFERENCE_END}"
 
 
-def effort_block(results: Path, wall_minutes: float, cores: int) -> str:
+def effort_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
     """The effort experiment's table and reading (``tables/effort.md`` of a run of
     ``config/effort.yaml``), with its command, wall time and training speed; its figure is
     copied to ``docs/effort.png``."""
@@ -101,10 +101,11 @@ def effort_block(results: Path, wall_minutes: float, cores: int) -> str:
     return f"""{EFFORT_START}
 `snakemake --configfile config/effort.yaml --cores {cores} effort` ({where}/tables/effort.md):
 one seed, 400 iterations of the slim preset per model on CPU, {wall_minutes:.0f} minutes on
-{cores} core(s) of a shared 2-core machine ({speed:.2f} s per training iteration). Effort: 1 unit
-per outlined nucleus, 2 per fully annotated region; mAP and AJI at the validation-chosen
-checkpoint with 95 % bootstrap intervals over test images; Δ: the metric per 1000 units minus
-the reference arm's (named in its column; same dataset and variant), paired over test images.
+{cores} core(s) of a shared 2-core machine ({speed:.2f} s per training iteration){conditions}.
+Effort: 1 unit per outlined nucleus, 2 per fully annotated region; mAP and AJI at the
+validation-chosen checkpoint with 95 % bootstrap intervals over test images; Δ: the metric per
+1000 units minus the reference arm's (named in its column; same dataset and variant), paired
+over test images.
 
 {table}
 
@@ -288,7 +289,7 @@ def main() -> None:
     if args.effort:
         if args.wall_minutes is None:
             parser.error("--effort needs --wall-minutes (the run's wall-clock time)")
-        block = effort_block(args.effort, args.wall_minutes, args.cores)
+        block = effort_block(args.effort, args.wall_minutes, args.cores, args.conditions)
         replace_block(args.readme, EFFORT_START, EFFORT_END, block)
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(args.effort / "figures" / "effort.png", ROOT / "docs" / "effort.png")
