@@ -170,7 +170,7 @@ def real_block(results: Path, wall_minutes: float, cores: int, conditions: str =
 {wall_minutes:.1f} minutes{conditions} (slim model from scratch, 256-px training patches, batch 2;
 a training iteration took {speed:.2f} s on average on this machine, one thread per job, two
 jobs at once).
-Every model is shown at the checkpoint and score threshold its dataset's validation images
+Every model is shown at the checkpoint, score and mask thresholds its dataset's validation images
 chose; test images were read only to report.
 
 Table 1 (`{where}/tables/table1.md`) on the 25 held-out BBBC039 test images:
