@@ -99,9 +99,8 @@ class Draw:
             extra = {key: _resize_masks(m[None], size)[0] for key, m in extra.items()}
         if (self.gamma, self.contrast, self.brightness) != (1.0, 1.0, 0.0):
             image = self._intensity(image)
-        if _is_colour(image) and (
-            self.stain_gain != (1.0, 1.0, 1.0) or self.stain_shift != (0.0, 0.0, 0.0)
-        ):
+        stains_change = self.stain_gain != (1.0,) * 3 or self.stain_shift != (0.0,) * 3
+        if stains_change and _is_colour(image):  # the cheap test first: most patches skip both
             image = self._stain(image)
         return image.contiguous(), masks, extra
 
