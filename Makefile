@@ -38,10 +38,11 @@ clients:
 	  || echo "note: could not install $(CLIENTS); the tests that need them will be skipped"; \
 	else echo "note: $(CLIENTS) not installed (apt-get install $(CLIENTS)); the tests that need them will be skipped"; fi
 
+# One pytest worker per core, a test file per worker (tests/conftest.py starts the longest first).
 test: $(STAMP) clients
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check workflow
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(CORES) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nuclei_pa.io.dataset import Sample, write_split
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: more torch threads than cores would make every
+    # worker wait on the others' spinning threads.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+#: The suite's longest chain: the tiny workflow run (every rule, two seeds, then the sweep).
+LONGEST_FILE = "test_workflow.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest file first, then the other files holding a ``slow`` test, so that with one
+    worker per core (``make test``: ``-n CORES --dist loadfile``) the long workflow runs start
+    at once instead of after everything else."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path.name != LONGEST_FILE, item.path not in slow_files))
 
 
 def disk_labels(shape: tuple[int, int], centres: list[tuple[int, int]], radius: int) -> np.ndarray:

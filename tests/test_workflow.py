@@ -203,6 +203,13 @@ def test_tiny_workflow_produces_every_table_and_figure(tiny_run):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_builds_its_plan(path):
+    """What the README tells users to pass with --configfile must get past the plan's checks."""
+    plan = build_plan(yaml.safe_load(path.read_text()))
+    assert plan.models and all(m.iterations > 0 for m in plan.models.values())
+
+
 def test_paper_config_lists_the_whole_dag_without_any_data():
     out = snakemake(
         "-n",

@@ -11,6 +11,7 @@
     python tools/readme_results.py --inference-levers results/bench_inference_levers/output.txt
     python tools/readme_results.py --times 14.1 9.8   # timed make demo, make test (minutes)
     python tools/readme_results.py --effort results/effort --wall-minutes 95 --cores 1
+    python tools/readme_results.py --real-long results/real-long --wall-minutes 80
 
 Copies Table 1, the findings table and Figure 4 of ``results/`` (with ``--real``: of
 ``results/real-cpu/``, plus Tables 3 and 4 and the run's training speed) into the README
@@ -33,6 +34,7 @@ PA_START, PA_END = "<!-- pa-bench:start -->", "<!-- pa-bench:end -->"
 REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 ANNOTATOR_START, ANNOTATOR_END = "<!-- annotator:start -->", "<!-- annotator:end -->"
 SLIDE_START, SLIDE_END = "<!-- slide:start -->", "<!-- slide:end -->"
+LONG_START, LONG_END = "<!-- real-long:start -->", "<!-- real-long:end -->"
 TIMES_START, TIMES_END = "<!-- times:start -->", "<!-- times:end -->"
 PRETRAIN_START, PRETRAIN_END = "<!-- pretrain:start -->", "<!-- pretrain:end -->"
 EFFORT_START, EFFORT_END = "<!-- effort:start -->", "<!-- effort:end -->"
@@ -113,6 +115,58 @@ over test images.
 
 ![mAP and AJI per arm at equal effort](docs/effort.png)
 {EFFORT_END}"""
+
+
+def validation_learning_curves(results: Path) -> str:
+    """Per model and checkpoint, the best validation mAP over the score and mask threshold grid
+    (and the AJI there), with the checkpoint and thresholds validation chose: the learning
+    curves of a run, read from ``eval/<model>/seed0/{validation.csv,chosen.json}``."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for run in sorted((results / "eval").glob("*/seed0")):
+        curve = pd.read_csv(run / "validation.csv")
+        chosen = json.loads((run / "chosen.json").read_text())
+        for iteration, at in curve.groupby("iteration"):
+            best = at.loc[at["map"].idxmax()]
+            mark = " (chosen)" if iteration == chosen["iteration"] else ""
+            rows.append(
+                {
+                    "model": run.parent.name,
+                    "iteration": f"{iteration}{mark}",
+                    "best validation mAP": round(float(best["map"]), 3),
+                    "AJI there": round(float(best["aji"]), 3),
+                    "score / mask threshold": (
+                        f"{best['score_threshold']:.1f} / {best['mask_threshold']:.1f}"
+                    ),
+                }
+            )
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def real_long_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
+    """Kumar's Table 3 from a run of ``config/real-long.yaml``, with the validation learning
+    curves that chose each model's checkpoint and thresholds, its command and time."""
+    full = results.resolve()
+    where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
+    text = (results / "tables" / "table3.md").read_text().strip()
+    table3 = "\n".join(line for line in text.splitlines() if not line.startswith("## "))
+    speed = train_seconds_per_iteration(results)
+    return f"""{LONG_START}
+`snakemake --configfile config/real-long.yaml --cores {cores}`: {wall_minutes:.0f} minutes on
+{cores} cores{conditions}; a training iteration took {speed:.2f} s on average (one thread per
+job). 1600 iterations per model, checkpoints every 400, test-time flips on.
+
+Validation learning curves (Kumar's 3 validation images; `{where}/eval/*/seed0/validation.csv`):
+
+{validation_learning_curves(results)}
+
+Table 3 at 1600 iterations (`{where}/tables/table3.md`), the same 14 test images:
+
+{table3}
+{LONG_END}"""
 
 
 def slide_block(summary: Path) -> str:
@@ -270,6 +324,12 @@ def main() -> None:
     parser.add_argument(
         "--effort", type=Path, metavar="RESULTS", help="a config/effort.yaml run's results folder"
     )
+    parser.add_argument(
+        "--real-long",
+        type=Path,
+        metavar="RESULTS",
+        help="a config/real-long.yaml run's results folder: Kumar at 1600 iterations",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     parser.add_argument(
@@ -284,6 +344,13 @@ def main() -> None:
             TIMES_END,
             times_block(demo, test, ROOT / "results", args.cores),
         )
+        print(f"updated {args.readme}")
+        return
+    if args.real_long:
+        if args.wall_minutes is None:
+            parser.error("--real-long needs --wall-minutes (the run's wall-clock time)")
+        block = real_long_block(args.real_long, args.wall_minutes, args.cores, args.conditions)
+        replace_block(args.readme, LONG_START, LONG_END, block)
         print(f"updated {args.readme}")
         return
     if args.effort:
