@@ -74,6 +74,9 @@ def test_plan_resolves_the_papers_experiments():
     assert plan.seeds == (0,) and plan.sweep is None
 
 
+VARIANTS = ("baseline", "pa")
+
+
 def test_seeds_and_sweep_expand_the_plan():
     cfg = copy.deepcopy(default_config())
     cfg["seeds"] = [0, 1, 2]
@@ -81,9 +84,18 @@ def test_seeds_and_sweep_expand_the_plan():
     plan = build_plan(cfg)
     assert plan.seeds == (0, 1, 2)
     assert plan.sweep.models[(0.1, "pa")] == "sweep_dh_010-pa"
-    assert plan.trainsets["sweep_dh_100"].derive is None
     assert plan.trainsets["sweep_dh_050"].fraction == 0.5
     assert plan.models["sweep_dh_050-baseline"].variant == "baseline"
+    # fraction 1.0 is DH100 with the same settings: the sweep reuses those runs
+    assert plan.sweep.models[(1.0, "baseline")] == "DH100-baseline"
+    assert plan.sweep.models[(1.0, "pa")] == "DH100-pa"
+    assert "sweep_dh_100" not in plan.trainsets and "sweep_dh_100-pa" not in plan.models
+    assert set(plan.sweep.added) == {f"sweep_dh_{p}-{v}" for p in ("050", "010") for v in VARIANTS}
+    # a sweep model set apart by its own settings trains on the reused training set
+    cfg["sweep"]["train"] = {"lr": 0.005}
+    plan = build_plan(cfg)
+    assert plan.models["sweep_dh_100-pa"].trainset == "DH100"
+    assert plan.models["sweep_dh_100-pa"].train["lr"] == 0.005
     out = snakemake("-n", "--config", "seeds=[0,1,2]", "--cores", "2", "--quiet", "rules")
     assert out.returncode == 0, out.stderr[-2000:]
 

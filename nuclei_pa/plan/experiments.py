@@ -8,6 +8,7 @@ source of truth is :class:`~nuclei_pa.model.ModelConfig` / :class:`~nuclei_pa.en
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,12 +76,14 @@ class Model:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The annotation-fraction sweep: one model per (fraction, variant), named in ``models``."""
+    """The annotation-fraction sweep: one model per (fraction, variant), named in ``models``;
+    ``added`` are those it trains itself (the others are configured models it reuses)."""
 
     dataset: str
     fractions: tuple[float, ...]
     variants: tuple[str, ...]
     models: dict[tuple[float, str], str]
+    added: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -461,7 +464,9 @@ def _sweep(
     base_model: Mapping[str, Any],
     base_train: Mapping[str, Any],
 ) -> Sweep | None:
-    """Add the sweep's training sets and models to the plan (they train like any other)."""
+    """Add the sweep's training sets and models to the plan (they train like any other). A
+    point whose training set and model a configured model already has (e.g. fraction 1.0 and a
+    full-label model) reuses that model instead of training the same run twice."""
     if not spec:
         return None
     spec = _mapping(spec, "sweep")
@@ -470,21 +475,24 @@ def _sweep(
         raise ConfigError("sweep.dataset", f"names missing dataset {dataset!r}")
     fractions = tuple(float(f) for f in spec.get("fractions", (1.0, 0.75, 0.5, 0.25, 0.1)))
     variants = tuple(spec.get("variants", ("baseline", "pa")))
-    named = {}
+    named: dict[tuple[float, str], str] = {}
+    added: list[str] = []
     for fraction in fractions:
         if not 0.0 < fraction <= 1.0:
             raise ConfigError("sweep.fractions", f"expected numbers in (0, 1], got {fraction}")
         ts = f"sweep_{dataset}_{round(fraction * 100):03d}"
         if ts in trainsets:
             raise ConfigError("sweep.fractions", f"{fraction} gives {ts!r} twice")
-        trainsets[ts] = TrainSet(ts, dataset, None if fraction == 1.0 else "remove", fraction)
+        data = TrainSet(ts, dataset, None if fraction == 1.0 else "remove", fraction)
+        twin = next((t.name for t in trainsets.values() if _same_data(t, data)), None)
+        if twin is None:
+            trainsets[ts] = data
         for variant in variants:
             if variant not in ("baseline", "pa"):
                 raise ConfigError("sweep.variants", f"expected 'baseline' or 'pa', got {variant!r}")
-            name = f"{ts}-{variant}"
-            models[name] = Model(
-                name,
-                ts,
+            model = Model(
+                f"{ts}-{variant}",
+                twin or ts,
                 variant,
                 dataset,
                 _validated_model_settings(
@@ -492,5 +500,20 @@ def _sweep(
                 ),
                 _validated_train_settings("sweep.train", base_train, spec.get("train", {})),
             )
-            named[(fraction, variant)] = name
-    return Sweep(dataset, fractions, variants, named)
+            same = next((m.name for m in models.values() if _same_run(m, model)), None)
+            if same is None:
+                models[model.name] = model
+                added.append(model.name)
+            named[(fraction, variant)] = same or model.name
+    return Sweep(dataset, fractions, variants, named, tuple(added))
+
+
+def _same_data(a: TrainSet, b: TrainSet) -> bool:
+    """Whether two training sets are the same derivation of the same images (names aside):
+    derivations are seeded by the replicate seed alone, so such sets are identical files."""
+    return dataclasses.replace(a, name="") == dataclasses.replace(b, name="")
+
+
+def _same_run(a: Model, b: Model) -> bool:
+    """Whether two models train the same run: same data, variant, test set and settings."""
+    return dataclasses.replace(a, name="") == dataclasses.replace(b, name="")

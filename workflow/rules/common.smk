@@ -129,7 +129,7 @@ def final_outputs():
     if rep.get("effort"):
         out += [R("tables", "effort.csv"), R("tables", "effort.md")]
         out += [R("figures", "effort.png"), R("figures", "effort.pdf")]
-    sweep = {PLAN.sweep.models[k] for k in PLAN.sweep.models} if PLAN.sweep else set()
+    sweep = set(PLAN.sweep.added) if PLAN.sweep else set()
     out += curves([m for m in PLAN.models if m not in sweep])
     return out
 
