@@ -152,7 +152,7 @@ def real_long_block(results: Path, wall_minutes: float, cores: int, conditions: 
     full = results.resolve()
     where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
     text = (results / "tables" / "table3.md").read_text().strip()
-    table3 = "\n".join(line for line in text.splitlines() if not line.startswith("## "))
+    table3 = "\n".join(line for line in text.splitlines() if not line.startswith("## ")).strip()
     speed = train_seconds_per_iteration(results)
     return f"""{LONG_START}
 `snakemake --configfile config/real-long.yaml --cores {cores}`: {wall_minutes:.0f} minutes on
@@ -163,10 +163,31 @@ Validation learning curves (Kumar's 3 validation images; `{where}/eval/*/seed0/v
 
 {validation_learning_curves(results)}
 
+Test means at the validation-chosen checkpoint and thresholds, 14 test images
+(`{where}/eval/*/seed0/chosen_test.csv`; Otsu + watershed: `{where}/eval/classical/`):
+
+{test_means(results)}
+
 Table 3 at 1600 iterations (`{where}/tables/table3.md`), the same 14 test images:
 
 {table3}
 {LONG_END}"""
+
+
+def test_means(results: Path) -> str:
+    """Mean test mAP, AJI, R@0.5 and P@0.5 of each model of a run at its validation choice, and
+    of Otsu + watershed on the same images."""
+    import pandas as pd
+
+    columns = {"map": "mAP", "aji": "AJI", "recall_50": "R@0.5", "precision_50": "P@0.5"}
+    rows = {
+        run.parent.name: pd.read_csv(run / "chosen_test.csv")[list(columns)].mean()
+        for run in sorted((results / "eval").glob("*/seed0"))
+    }
+    for summary in sorted((results / "eval" / "classical").glob("*.summary.csv")):
+        rows["Otsu + watershed"] = pd.read_csv(summary)[list(columns)].iloc[0]
+    table = pd.DataFrame(rows).T.rename(columns=columns).round(3)
+    return table.rename_axis("model").reset_index().to_markdown(index=False)
 
 
 def slide_block(summary: Path) -> str:
