@@ -191,3 +191,51 @@ def test_readme_blocks_are_copied_from_benchmark_output_files(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit, match="markers"):
         tool.replace_block(readme, tool.ANNOTATOR_START, tool.ANNOTATOR_END, "x")
+
+
+def test_real_long_block_marks_the_chosen_checkpoint_and_averages_the_test_images(tmp_path):
+    """tools/readme_results.py --real-long: per checkpoint the best validation mAP over the
+    threshold grid, the validation-chosen one marked, and test means beside Otsu's."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_results", Path(__file__).resolve().parents[1] / "tools" / "readme_results.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    run = tmp_path / "eval" / "K25-pa" / "seed0"
+    run.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "iteration": [400, 400, 800, 800],
+            "score_threshold": [0.2, 0.8, 0.2, 0.8],
+            "mask_threshold": [0.5, 0.7, 0.5, 0.7],
+            "map": [0.10, 0.15, 0.30, 0.20],
+            "aji": [0.40, 0.45, 0.55, 0.50],
+        }
+    ).to_csv(run / "validation.csv", index=False)
+    (run / "chosen.json").write_text(json.dumps({"iteration": 800}))
+    pd.DataFrame(
+        {"map": [0.2, 0.4], "aji": [0.5, 0.6], "recall_50": [0.6, 0.8], "precision_50": [1, 0.5]}
+    ).to_csv(run / "chosen_test.csv", index=False)
+    (tmp_path / "eval" / "classical").mkdir()
+    pd.DataFrame(
+        {"map": [0.1], "aji": [0.4], "recall_50": [0.5], "precision_50": [0.3], "n_images": [2]}
+    ).to_csv(tmp_path / "eval" / "classical" / "kumar.summary.csv", index=False)
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "table3.md").write_text("## table3\n\n| image | K25-pa |\n")
+    block = tool.real_long_block(tmp_path, 12.0, 2)
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in block.splitlines()
+        if line.startswith("| K25-pa") or line.startswith("| Otsu")
+    ]
+    assert rows == [
+        ["K25-pa", "400", "0.15", "0.45", "0.8 / 0.7"],  # the best of the grid at 400
+        ["K25-pa", "800 (chosen)", "0.3", "0.55", "0.2 / 0.5"],
+        ["K25-pa", "0.3", "0.55", "0.7", "0.75"],  # test means: mAP, AJI, R@0.5, P@0.5
+        ["Otsu + watershed", "0.1", "0.4", "0.5", "0.3"],
+    ]
+    assert block.endswith("| image | K25-pa |\n" + tool.LONG_END)
