@@ -113,6 +113,8 @@ def test_seeds_and_sweep_expand_the_plan():
         (lambda c: c["report"]["findings"].update(partial_pa="DH9-pa"), "report.findings"),
         (lambda c: c.update(sweep={"dataset": "nope"}), "sweep.dataset"),
         (lambda c: c.update(sweep={"dataset": "dh", "fractions": [0.5, 2]}), "sweep.fractions"),
+        # a repeated point is refused even where a configured model serves it
+        (lambda c: c.update(sweep={"dataset": "dh", "fractions": [1.0, 1.0]}), "sweep.fractions"),
     ],
 )
 def test_bad_plans_name_the_key(edit, key):

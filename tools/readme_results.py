@@ -79,6 +79,18 @@ jobs at once) took {speed:.2f} s: `make demo` {demo_minutes:.1f} minutes, `make 
 {TIMES_END}"""
 
 
+def shown_path(results: Path) -> Path:
+    """A results folder as the README names it: relative to the repository when inside it."""
+    full = results.resolve()
+    return full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
+
+
+def table_without_title(path: Path) -> str:
+    """A table file's markdown without its ``## `` title: its tables and the text between."""
+    lines = path.read_text().strip().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("## ")).strip()
+
+
 def summaries_block(runs: list[Path], start: str, end: str) -> str:
     """The ``summary.md`` of each benchmark run (bench_pretrain, bench_levers), in order."""
     parts = [(run / "summary.md").read_text().strip() for run in runs]
@@ -94,8 +106,7 @@ def effort_block(results: Path, wall_minutes: float, cores: int, conditions: str
     """The effort experiment's table and reading (``tables/effort.md`` of a run of
     ``config/effort.yaml``), with its command, wall time and training speed; its figure is
     copied to ``docs/effort.png``."""
-    full = results.resolve()
-    where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
+    where = shown_path(results)
     lines = (results / "tables" / "effort.md").read_text().splitlines()
     table = "\n".join(line for line in lines if line.startswith("|"))
     reading = "\n".join(line for line in lines if line.startswith("- "))
@@ -149,10 +160,8 @@ def validation_learning_curves(results: Path) -> str:
 def real_long_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
     """Kumar's Table 3 from a run of ``config/real-long.yaml``, with the validation learning
     curves that chose each model's checkpoint and thresholds, its command and time."""
-    full = results.resolve()
-    where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
-    text = (results / "tables" / "table3.md").read_text().strip()
-    table3 = "\n".join(line for line in text.splitlines() if not line.startswith("## ")).strip()
+    where = shown_path(results)
+    table3 = table_without_title(results / "tables" / "table3.md")
     speed = train_seconds_per_iteration(results)
     return f"""{LONG_START}
 `snakemake --configfile config/real-long.yaml --cores {cores}`: {wall_minutes:.0f} minutes on
@@ -232,12 +241,11 @@ def train_seconds_per_iteration(results: Path) -> float:
 
 
 def real_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
-    full = results.resolve()
-    where = full.relative_to(ROOT) if full.is_relative_to(ROOT) else results
-    tables = {}
-    for name in ("table3", "table4"):
-        text = (results / "tables" / f"{name}.md").read_text().strip()
-        tables[name] = "\n".join(line for line in text.splitlines() if not line.startswith("## "))
+    where = shown_path(results)
+    tables = {
+        name: table_without_title(results / "tables" / f"{name}.md")
+        for name in ("table3", "table4")
+    }
     summary, claims = findings_table((results / "findings.md").read_text())
     speed = train_seconds_per_iteration(results)
     return f"""{REAL_START}

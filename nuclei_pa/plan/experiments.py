@@ -477,14 +477,16 @@ def _sweep(
     variants = tuple(spec.get("variants", ("baseline", "pa")))
     named: dict[tuple[float, str], str] = {}
     added: list[str] = []
+    seen: set[str] = set()
     for fraction in fractions:
         if not 0.0 < fraction <= 1.0:
             raise ConfigError("sweep.fractions", f"expected numbers in (0, 1], got {fraction}")
         ts = f"sweep_{dataset}_{round(fraction * 100):03d}"
-        if ts in trainsets:
+        if ts in trainsets or ts in seen:
             raise ConfigError("sweep.fractions", f"{fraction} gives {ts!r} twice")
+        seen.add(ts)
         data = TrainSet(ts, dataset, None if fraction == 1.0 else "remove", fraction)
-        twin = next((t.name for t in trainsets.values() if _same_data(t, data)), None)
+        twin = next((t.name for t in trainsets.values() if _same_but_name(t, data)), None)
         if twin is None:
             trainsets[ts] = data
         for variant in variants:
@@ -500,7 +502,7 @@ def _sweep(
                 ),
                 _validated_train_settings("sweep.train", base_train, spec.get("train", {})),
             )
-            same = next((m.name for m in models.values() if _same_run(m, model)), None)
+            same = next((m.name for m in models.values() if _same_but_name(m, model)), None)
             if same is None:
                 models[model.name] = model
                 added.append(model.name)
@@ -508,12 +510,7 @@ def _sweep(
     return Sweep(dataset, fractions, variants, named, tuple(added))
 
 
-def _same_data(a: TrainSet, b: TrainSet) -> bool:
-    """Whether two training sets are the same derivation of the same images (names aside):
-    derivations are seeded by the replicate seed alone, so such sets are identical files."""
-    return dataclasses.replace(a, name="") == dataclasses.replace(b, name="")
-
-
-def _same_run(a: Model, b: Model) -> bool:
-    """Whether two models train the same run: same data, variant, test set and settings."""
+def _same_but_name(a: TrainSet | Model, b: TrainSet | Model) -> bool:
+    """Whether two training sets, or two models, differ in name only: derivations and trainings
+    are seeded by the replicate seed alone, so such twins make identical files and runs."""
     return dataclasses.replace(a, name="") == dataclasses.replace(b, name="")
