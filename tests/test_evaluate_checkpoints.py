@@ -59,7 +59,7 @@ def test_each_checkpoint_is_scored_as_predict_then_evaluate_would(
     per_image = read_checkpoint_csvs(tmp_path / "ev")
     for iteration, name in ((1, "all.pt"), (2, "left.pt")):
         out = tmp_path / f"pred{iteration}"
-        predict_folder(MODELS[name](), tiny_split, out, progress=False)
+        predict_folder(MODELS[name](), tiny_split, out, dilate=True, progress=False)
         expected = evaluate(tiny_split, out / "labels")
         got = per_image[per_image["iteration"] == iteration].drop(columns="iteration")
         pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)

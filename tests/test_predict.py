@@ -95,10 +95,10 @@ def canonical(labels: np.ndarray) -> set[frozenset[int]]:
 def test_tiled_prediction_equals_untiled():
     image, n_blobs = blob_image()
     model = BlobModel()
-    whole, whole_scores = predict_image(model, image, tile_size=None)
+    whole, whole_scores = predict_image(model, image, tile_size=None, dilate=True)
     assert model.calls == [(600, 600)]
     model.calls.clear()
-    tiled, tiled_scores = predict_image(model, image, tile_size=256, tile_overlap=64)
+    tiled, tiled_scores = predict_image(model, image, tile_size=256, tile_overlap=64, dilate=True)
     assert model.calls == [(256, 256)] * 9  # 3 × 3 tiles, one at a time
     assert len(whole_scores) == n_blobs > 40
     np.testing.assert_array_equal(tiled, whole)  # same pixels, same ids, same order
@@ -144,10 +144,12 @@ def test_thresholds_and_dilation_options():
     assert list(scores) == [1]
     labels, _ = predict_image(model, image, mask_threshold=0.9)  # masks are 0.8: none left
     assert labels.max() == 0
-    labels, _ = predict_image(model, image, min_area=20, dilate=False)
-    assert labels.max() == 1
-    labels, _ = predict_image(model, image)
-    assert (labels == 1).sum() == 49 and (labels == 2).sum() == 36
+    labels, _ = predict_image(model, image, min_area=20, dilate=True)
+    assert labels.max() == 1  # min_area counts the undilated pixels: the 16-px one went
+    labels, _ = predict_image(model, image, dilate=True)
+    assert (labels == 1).sum() == 49 and (labels == 2).sum() == 36  # 5², 4² grown to 7², 6²
+    labels, _ = predict_image(model, image)  # no dilation by default
+    assert (labels == 1).sum() == 25 and (labels == 2).sum() == 16
 
 
 def test_model_mode_is_restored():
@@ -274,6 +276,7 @@ def test_cli_help_explains_every_option(capsys):
         "--score-threshold",
         "--mask-threshold",
         "--min-area",
+        "--dilate",
         "--no-dilate",
         "--tile-size",
         "--tile-overlap",

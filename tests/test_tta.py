@@ -281,8 +281,35 @@ def test_choice_takes_the_mask_threshold_too_and_reads_old_choices():
         "chosen_on": "validation",
         "validation_map": 0.4,
     }
-    assert Choice.from_dict(old) == Choice(300, 0.4, "validation", 0.4, 0.5)
+    # written before mask thresholds and dilation were chosen: evaluated as the paper does
+    assert Choice.from_dict(old) == Choice(300, 0.4, "validation", 0.4, 0.5, True)
     assert Choice.from_dict(c.to_dict()) == c
+
+
+def test_dilation_is_chosen_on_validation_and_ties_keep_the_predictors_default():
+    import pandas as pd
+
+    from nuclei_pa.engine.choose import choose, final_choice
+
+    curve = pd.DataFrame(
+        {
+            "iteration": [100, 100, 100, 100],
+            "score_threshold": [0.5, 0.5, 0.5, 0.5],
+            "mask_threshold": [0.5, 0.5, 0.9, 0.9],
+            "dilate": [False, True, False, True],
+            "map": [0.56, 0.45, 0.46, 0.57],
+        }
+    )
+    c = choose(curve)
+    assert (c.mask_threshold, c.dilate) == (0.9, True)
+    assert choose(curve.iloc[:3]).dilate is False
+    tie = curve.assign(map=0.5).iloc[:2]
+    assert choose(tie).dilate is engine.DEFAULTS["dilate"] is False
+    # an old curve (no dilate column) was predicted with the paper's dilation
+    assert choose(curve.drop(columns="dilate").iloc[[1]]).dilate is True
+    # without validation images: the final checkpoint as the learning curve measured it
+    f = final_choice([100, 300, 200])
+    assert (f.iteration, f.score_threshold, f.mask_threshold, f.dilate) == (300, 0.5, 0.5, True)
 
 
 def test_threshold_grid_equals_predicting_at_each_pair(tiny_split):
@@ -292,14 +319,18 @@ def test_threshold_grid_equals_predicting_at_each_pair(tiny_split):
 
     split = TestSplit.read(tiny_split)
     model = _tiny_model()
-    grid = threshold_metrics(model, split, [0.0, 0.3], mask_thresholds=[0.4, 0.6])
-    assert len(grid) == 4 * len(split.names)
+    grid = threshold_metrics(
+        model, split, [0.0, 0.3], dilations=[False, True], mask_thresholds=[0.4, 0.6]
+    )
+    assert len(grid) == 8 * len(split.names)
     name, image, truth = split.names[0], split.images[0], split.labels[0]
-    for (t, m), row in grid[grid["image"] == name].groupby(["score_threshold", "mask_threshold"]):
+    by = ["score_threshold", "mask_threshold", "dilate"]
+    for (t, m, d), row in grid[grid["image"] == name].groupby(by):
         labels, scores = predict_image(
             model, image, score_threshold=0.0, mask_threshold=m, dilate=False
         )
-        pred = engine.dilate_labels(above(labels, scores, t))
+        pred = above(labels, scores, t)
+        pred = engine.dilate_labels(pred) if d else pred
         assert row.iloc[0]["map"] == pytest.approx(image_metrics(truth, pred).map)
 
 

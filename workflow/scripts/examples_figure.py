@@ -28,6 +28,7 @@ for model, chosen, folder in zip(
         sample.image,
         score_threshold=choice.score_threshold,
         mask_threshold=choice.mask_threshold,
+        dilate=choice.dilate,
     )[0]
 examples_figure(
     sample.image, sample.labels, predictions, [snakemake.output.png, snakemake.output.pdf]
