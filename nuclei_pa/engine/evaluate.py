@@ -34,7 +34,6 @@ from nuclei_pa.eval.matching import image_metrics
 from nuclei_pa.io.atomic import atomic_dir
 from nuclei_pa.io.images import read_image
 
-
 #: How a run's learning curve is measured, as in the paper (Sec. IV): every checkpoint at score and
 #: mask threshold 0.5, each nucleus then dilated by a 3×3 square. Figure 4, the findings and the
 #: best-on-test column follow it; the tables report what validation chose instead
