@@ -71,7 +71,9 @@ def main() -> None:
         checkpoints = list_checkpoints(folder)
         if not checkpoints:
             raise SystemExit(f"{folder}: no checkpoints")
-        curve = validation_curve(checkpoints, args.val, "cpu", mask_thresholds=(0.5,))
+        curve = validation_curve(
+            checkpoints, args.val, "cpu", mask_thresholds=(0.5,), dilations=(True,)
+        )  # the paper's post-processing, as the README's block was measured
         curves.append(curve.assign(run=name))
     curve = pd.concat(curves, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)

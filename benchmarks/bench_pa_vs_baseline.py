@@ -70,6 +70,7 @@ def main() -> None:
                 load_model(ckpt, "cpu"),
                 data / "test" / "images",
                 run / "pred_curve",
+                dilate=True,  # the paper's post-processing, as the README's block was measured
                 progress=False,
             )
             m = evaluate(data / "test", run / "pred_curve" / "labels").mean(numeric_only=True)
@@ -80,7 +81,7 @@ def main() -> None:
             )
         model = load_model(final, "cpu")
         tic = time.perf_counter()
-        predict_folder(model, data / "test" / "images", run / "pred", progress=False)
+        predict_folder(model, data / "test" / "images", run / "pred", dilate=True, progress=False)
         infer = (time.perf_counter() - tic) / len(list((data / "test" / "images").iterdir()))
         metrics = evaluate(data / "test", run / "pred" / "labels").mean(numeric_only=True)
         print(

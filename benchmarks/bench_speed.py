@@ -135,7 +135,9 @@ def evaluate_before(checkpoints: dict[int, Path], test: Path, tmp: Path) -> pd.D
     """The earlier evaluate_checkpoints: predictions written to disk per checkpoint, read back."""
     for iteration, path in sorted(checkpoints.items()):
         pred = tmp / f"before{iteration}"
-        predict_folder(load_model(path, "cpu"), test / "images", pred, progress=False)
+        predict_folder(
+            load_model(path, "cpu"), test / "images", pred, dilate=True, progress=False
+        )  # the paper's protocol, as evaluate_checkpoints predicts
         write_csv(evaluate(test, pred / "labels"), tmp / f"iter_{iteration:06d}.csv")
     return read_checkpoint_csvs(tmp)
 

@@ -212,6 +212,7 @@ def test_real_long_block_marks_the_chosen_checkpoint_and_averages_the_test_image
             "iteration": [400, 400, 800, 800],
             "score_threshold": [0.2, 0.8, 0.2, 0.8],
             "mask_threshold": [0.5, 0.7, 0.5, 0.7],
+            "dilate": [True, False, False, True],
             "map": [0.10, 0.15, 0.30, 0.20],
             "aji": [0.40, 0.45, 0.55, 0.50],
         }
@@ -233,9 +234,14 @@ def test_real_long_block_marks_the_chosen_checkpoint_and_averages_the_test_image
         if line.startswith("| K25-pa") or line.startswith("| Otsu")
     ]
     assert rows == [
-        ["K25-pa", "400", "0.15", "0.45", "0.8 / 0.7"],  # the best of the grid at 400
-        ["K25-pa", "800 (chosen)", "0.3", "0.55", "0.2 / 0.5"],
+        ["K25-pa", "400", "0.15", "0.45", "0.8 / 0.7, none"],  # the best of the grid at 400
+        ["K25-pa", "800 (chosen)", "0.3", "0.55", "0.2 / 0.5, none"],
         ["K25-pa", "0.3", "0.55", "0.7", "0.75"],  # test means: mAP, AJI, R@0.5, P@0.5
         ["Otsu + watershed", "0.1", "0.4", "0.5", "0.3"],
     ]
     assert block.endswith("| image | K25-pa |\n" + tool.LONG_END)
+    # a validation.csv written before dilation was chosen was dilated throughout
+    pd.read_csv(run / "validation.csv").drop(columns="dilate").to_csv(
+        run / "validation.csv", index=False
+    )
+    assert "| 0.2 / 0.5, 3×3 " in tool.real_long_block(tmp_path, 12.0, 2)

@@ -129,8 +129,9 @@ over test images.
 
 
 def validation_learning_curves(results: Path) -> str:
-    """Per model and checkpoint, the best validation mAP over the score and mask threshold grid
-    (and the AJI there), with the checkpoint and thresholds validation chose: the learning
+    """Per model and checkpoint, the best validation mAP over the grid of score and mask
+    thresholds and dilation (and the AJI there; a ``validation.csv`` without a ``dilate`` column
+    was dilated throughout), with the checkpoint validation chose: the learning
     curves of a run, read from ``eval/<model>/seed0/{validation.csv,chosen.json}``."""
     import json
 
@@ -149,8 +150,9 @@ def validation_learning_curves(results: Path) -> str:
                     "iteration": f"{iteration}{mark}",
                     "best validation mAP": round(float(best["map"]), 3),
                     "AJI there": round(float(best["aji"]), 3),
-                    "score / mask threshold": (
-                        f"{best['score_threshold']:.1f} / {best['mask_threshold']:.1f}"
+                    "score / mask threshold, dilation": (
+                        f"{best['score_threshold']:.1f} / {best['mask_threshold']:.1f}, "
+                        + ("3×3" if best.get("dilate", True) else "none")
                     ),
                 }
             )
