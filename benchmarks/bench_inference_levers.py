@@ -31,6 +31,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,30 @@ def _summary(rows: list[dict], edges: list[tuple[int, int]], seconds: float) -> 
     }
 
 
+@dataclass(frozen=True)
+class ChosenRun:
+    """A workflow model at the checkpoint and score threshold its validation images chose."""
+
+    dataset: str
+    checkpoint: Path
+    score_threshold: float
+    split: TestSplit
+    model: torch.nn.Module
+
+
+def chosen_run(name: str, results: Path, split_name: str, data: str | None = None) -> ChosenRun:
+    """``name``'s chosen checkpoint (``eval/<name>/seed0/chosen.json``) loaded on the CPU, and
+    its dataset's split ``split_name`` (the dataset from the name's prefix unless ``data``)."""
+    dataset = data or next(v for k, v in DATASETS.items() if name.startswith(k))
+    chosen = read_json(results / "eval" / name / "seed0" / "chosen.json")
+    ckpt = (
+        results / "models" / name / "seed0" / "checkpoints" / f"ckpt_{chosen['iteration']:06d}.pt"
+    )
+    split = TestSplit.read(results / "data" / dataset / split_name)
+    score = float(chosen["score_threshold"])
+    return ChosenRun(dataset, ckpt, score, split, load_model(ckpt, "cpu"))
+
+
 def bench_model(
     name: str,
     results: Path,
@@ -157,14 +182,14 @@ def bench_model(
     mask_threshold: float = 0.5,
     dilate: bool = True,
 ) -> pd.DataFrame:
-    dataset = data or next(v for k, v in DATASETS.items() if name.startswith(k))
-    chosen = read_json(results / "eval" / name / "seed0" / "chosen.json")
-    ckpt = (
-        results / "models" / name / "seed0" / "checkpoints" / f"ckpt_{chosen['iteration']:06d}.pt"
+    run = chosen_run(name, results, split_name, data)
+    dataset, ckpt, score, split, model = (
+        run.dataset,
+        run.checkpoint,
+        run.score_threshold,
+        run.split,
+        run.model,
     )
-    split = TestSplit.read(results / "data" / dataset / split_name)
-    model = load_model(ckpt, "cpu")
-    score = float(chosen["score_threshold"])
     predict_image(model, split.images[0], score_threshold=score)  # warm-up, untimed
     cache = _caching(model)
     truth_c, truth_f = map(sum, zip(*(straight_edges(t) for t in split.labels), strict=True))

@@ -21,15 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from bench_inference_levers import chosen_run
 
-from nuclei_pa.engine.evaluate import TestSplit
 from nuclei_pa.engine.postprocess import dilate_labels
-from nuclei_pa.engine.predict import load_model, predict_mask_thresholds
+from nuclei_pa.engine.predict import predict_mask_thresholds
 from nuclei_pa.eval.matching import image_metrics
-from nuclei_pa.io.jsonfile import read_json
 
-#: Model name prefix → workflow dataset folder (as in bench_inference_levers).
-DATASETS = {"BBBC": "bbbc", "Kumar": "kumar", "F": "fluo"}
 MASK_THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
@@ -50,14 +47,8 @@ def matched_area_ratios(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def bench(name: str, results: Path, split_name: str) -> pd.DataFrame:
-    dataset = next(v for k, v in DATASETS.items() if name.startswith(k))
-    chosen = read_json(results / "eval" / name / "seed0" / "chosen.json")
-    ckpt = (
-        results / "models" / name / "seed0" / "checkpoints" / f"ckpt_{chosen['iteration']:06d}.pt"
-    )
-    split = TestSplit.read(results / "data" / dataset / split_name)
-    model = load_model(ckpt, "cpu")
-    score = float(chosen["score_threshold"])
+    run = chosen_run(name, results, split_name)
+    split, model, score = run.split, run.model, run.score_threshold
     metrics: dict[tuple[float, bool], list[dict]] = {}
     ratios: dict[tuple[float, bool], list[np.ndarray]] = {}
     for image, truth in zip(split.images, split.labels, strict=True):
@@ -85,7 +76,8 @@ def bench(name: str, results: Path, split_name: str) -> pd.DataFrame:
             }
         )
     print(
-        f"\n{name}: {ckpt.name}, score threshold {score} (chosen.json), {dataset}/{split_name}: "
+        f"\n{name}: {run.checkpoint.name}, score threshold {score} (chosen.json), "
+        f"{run.dataset}/{split_name}: "
         f"{len(split.names)} images, {sum(int(t.max()) for t in split.labels)} nuclei",
         flush=True,
     )
