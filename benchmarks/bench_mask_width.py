@@ -15,6 +15,7 @@ the median and mean of predicted area / ground-truth area: 1.0 is the ground tru
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="val", help="split folder (default: val)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    print("command: python benchmarks/bench_mask_width.py " + " ".join(argv or sys.argv[1:]))
     start = time.perf_counter()
     table = pd.concat([bench(m, args.results, args.split) for m in args.models])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -5,6 +5,7 @@
     python tools/readme_results.py --pa-bench results/bench_pa_real/fluo results/bench_pa_real/kumar
     python tools/readme_results.py --reproducibility results/bench_reproducibility
     python tools/readme_results.py --annotator results/bench_annotator results/bench_annotator_kumar
+    python tools/readme_results.py --mask-width FILE   # bench_mask_width.py's output
     python tools/readme_results.py --slide results/bench_slide/summary.md
     python tools/readme_results.py --pretrain results/bench_pretrain/bbbc25-pa
     python tools/readme_results.py --levers results/bench_levers/kumar25-pa
@@ -40,6 +41,7 @@ PRETRAIN_START, PRETRAIN_END = "<!-- pretrain:start -->", "<!-- pretrain:end -->
 EFFORT_START, EFFORT_END = "<!-- effort:start -->", "<!-- effort:end -->"
 LEVERS_START, LEVERS_END = "<!-- levers:start -->", "<!-- levers:end -->"
 INFERENCE_START, INFERENCE_END = "<!-- inference-levers:start -->", "<!-- inference-levers:end -->"
+MASK_WIDTH_START, MASK_WIDTH_END = "<!-- mask-width:start -->", "<!-- mask-width:end -->"
 
 
 def pa_bench_block(runs: list[Path]) -> str:
@@ -97,9 +99,10 @@ def summaries_block(runs: list[Path], start: str, end: str) -> str:
     return start + "\n" + "\n\n".join(parts) + "\n" + end
 
 
-def inference_levers_block(output: Path) -> str:
-    """What ``benchmarks/bench_inference_levers.py`` printed (saved as a file), as a code block."""
-    return f"{INFERENCE_START}\n```\n{output.read_text().strip()}\n```\n{INFERENCE_END}"
+def printed_block(output: Path, start: str, end: str) -> str:
+    """What a benchmark printed (saved as a file), as a code block between ``start`` and ``end``:
+    ``bench_inference_levers.py`` and ``bench_mask_width.py``, whose first line is their command."""
+    return f"{start}\n```\n{output.read_text().strip()}\n```\n{end}"
 
 
 def effort_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
@@ -255,8 +258,8 @@ def real_block(results: Path, wall_minutes: float, cores: int, conditions: str =
 {wall_minutes:.1f} minutes{conditions} (slim model from scratch, 256-px training patches, batch 2;
 a training iteration took {speed:.2f} s on average on this machine, one thread per job, two
 jobs at once).
-Every model is shown at the checkpoint, score and mask thresholds its dataset's validation images
-chose; test images were read only to report.
+Every model is shown at the checkpoint, score and mask thresholds and dilation its dataset's
+validation images chose; test images were read only to report.
 
 Table 1 (`{where}/tables/table1.md`) on the 25 held-out BBBC039 test images:
 
@@ -353,6 +356,12 @@ def main() -> None:
         help="bench_inference_levers.py's printed output, saved to a file",
     )
     parser.add_argument(
+        "--mask-width",
+        type=Path,
+        metavar="FILE",
+        help="bench_mask_width.py's printed output, saved to a file",
+    )
+    parser.add_argument(
         "--effort", type=Path, metavar="RESULTS", help="a config/effort.yaml run's results folder"
     )
     parser.add_argument(
@@ -394,6 +403,11 @@ def main() -> None:
         print(f"updated {args.readme} and docs/effort.png")
         return
     benches = (args.pa_bench, args.reproducibility, args.annotator, args.slide, args.pretrain)
+    if args.mask_width:
+        block = printed_block(args.mask_width, MASK_WIDTH_START, MASK_WIDTH_END)
+        replace_block(args.readme, MASK_WIDTH_START, MASK_WIDTH_END, block)
+        print(f"updated {args.readme}")
+        return
     if any(benches) or args.levers or args.inference_levers:
         if args.pretrain:
             block = summaries_block(args.pretrain, PRETRAIN_START, PRETRAIN_END)
@@ -402,7 +416,7 @@ def main() -> None:
             block = summaries_block(args.levers, LEVERS_START, LEVERS_END)
             replace_block(args.readme, LEVERS_START, LEVERS_END, block)
         if args.inference_levers:
-            block = inference_levers_block(args.inference_levers)
+            block = printed_block(args.inference_levers, INFERENCE_START, INFERENCE_END)
             replace_block(args.readme, INFERENCE_START, INFERENCE_END, block)
         if args.slide:
             replace_block(args.readme, SLIDE_START, SLIDE_END, slide_block(args.slide))
