@@ -36,8 +36,8 @@ from nuclei_pa.io.torchfile import load_torch_file
 #: the real validation splits (BBBC039, 25 images; Kumar, 3), masks at threshold 0.5 without it
 #: have the ground truth's area (matched nuclei: median ratio 1.03 and 1.00) and it adds 20 %
 #: (1.22, 1.21), costing validation mAP (.567 → .456 on BBBC039, .223 → .205 on Kumar;
-#: benchmarks/bench_mask_width.py). The
-#: workflow still chooses it on validation (``nuclei_pa.engine.choose``).
+#: benchmarks/bench_mask_width.py). The workflow still chooses it on validation
+#: (``nuclei_pa.engine.choose``).
 DEFAULTS: dict[str, Any] = {
     "score_threshold": 0.5,
     "mask_threshold": 0.5,

@@ -20,7 +20,8 @@ if len(seeds) > 1:
 footer = (
     "Checkpoint, score and mask thresholds and the 3×3 dilation are chosen on each dataset's "
     "validation images where it has them, else the final checkpoint is predicted as the paper "
-    "does (score and mask threshold 0.5, dilated): the test images only report. The 95 % CI columns resample the test images (and seeds). The last column is "
+    "does (score and mask threshold 0.5, dilated): the test images only report. The 95 % CI "
+    "columns resample the test images (and seeds). The last column is "
     "the paper's protocol, the best mAP over every checkpoint on the test images themselves: "
     "optimistic, shown for comparison with the paper only."
 )
