@@ -7,9 +7,9 @@ read at every candidate mask threshold (:func:`~nuclei_pa.engine.predict.predict
 and each label image made without dilation, then scored with and without it. Every higher score
 threshold is then the same label image with its lower-scoring nuclei removed (labels are
 numbered by descending score, and a nucleus never takes pixels from a higher-scoring one), so a
-whole grid of thresholds costs one model run. The only difference from predicting at the threshold itself is the model's cap on
-detections per image, which a lower threshold can fill with nuclei a higher one would not have
-kept.
+whole grid of thresholds costs one model run. The only difference from predicting at the
+threshold itself is the model's cap on detections per image, which a lower threshold can fill
+with nuclei a higher one would not have kept.
 """
 
 from __future__ import annotations
