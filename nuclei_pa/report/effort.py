@@ -212,9 +212,10 @@ def effort_markdown(table: pd.DataFrame, region_cost: float = REGION_COST) -> st
         + "\n\n"
         + f"Effort: 1 unit per outlined nucleus, {region_cost:g} per fully annotated region "
         "(nuclei_pa.data.effort), as each training set's derivation recorded it. Every model at "
-        "the checkpoint and score threshold its validation images chose; intervals are 95 % "
-        "bootstrap intervals over test images (and seeds); Δ is the per-effort metric minus the "
-        f"reference arm's ('{reference}') of the same dataset and variant, paired over the same "
+        "the checkpoint, score and mask thresholds and dilation its validation images chose; "
+        "intervals are 95 % bootstrap intervals over test images (and seeds); Δ is the "
+        f"per-effort metric minus the reference arm's ('{reference}') of the same dataset and "
+        "variant, paired over the same "
         "test images.\n\n" + "".join(f"- {line}\n" for line in effort_reading(table))
     )
     return text
