@@ -141,7 +141,8 @@ def main() -> None:
             f"`python benchmarks/bench_pretrain.py {' '.join(sys.argv[1:])}` "
             f"({args.variant}, seed {args.seed}; pretraining {args.pretrain_iterations} "
             f"iterations on {SynthConfig().n_train} synthetic {args.mode} images; "
-            f"{(time.perf_counter() - started) / 60:.1f} min on 2 cores).",
+            f"this invocation {(time.perf_counter() - started) / 60:.1f} min on 2 cores; "
+            "training minutes below).",
             "Validation metrics at score and mask threshold 0.5, per checkpoint:",
             wide.round(3).to_markdown(),
             "Best (checkpoint, thresholds) on validation per start:",
