@@ -36,6 +36,8 @@ REPRO_START, REPRO_END = "<!-- repro:start -->", "<!-- repro:end -->"
 ANNOTATOR_START, ANNOTATOR_END = "<!-- annotator:start -->", "<!-- annotator:end -->"
 SLIDE_START, SLIDE_END = "<!-- slide:start -->", "<!-- slide:end -->"
 LONG_START, LONG_END = "<!-- real-long:start -->", "<!-- real-long:end -->"
+PRETRAINED_START = "<!-- real-pretrained:start -->"
+PRETRAINED_END = "<!-- real-pretrained:end -->"
 TIMES_START, TIMES_END = "<!-- times:start -->", "<!-- times:end -->"
 PRETRAIN_START, PRETRAIN_END = "<!-- pretrain:start -->", "<!-- pretrain:end -->"
 EFFORT_START, EFFORT_END = "<!-- effort:start -->", "<!-- effort:end -->"
@@ -142,6 +144,8 @@ def validation_learning_curves(results: Path) -> str:
 
     rows = []
     for run in sorted((results / "eval").glob("*/seed0")):
+        if not (run / "chosen.json").is_file():
+            continue  # not chosen on validation (a pretraining model on synthetic images)
         curve = pd.read_csv(run / "validation.csv")
         chosen = json.loads((run / "chosen.json").read_text())
         for iteration, at in curve.groupby("iteration"):
@@ -162,16 +166,38 @@ def validation_learning_curves(results: Path) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def real_long_block(results: Path, wall_minutes: float, cores: int, conditions: str = "") -> str:
-    """Kumar's Table 3 from a run of ``config/real-long.yaml``, with the validation learning
-    curves that chose each model's checkpoint and thresholds, its command and time."""
+#: What differs between the Kumar-only configs a block can come from: (config, schedule, the
+#: name Table 3 gets, the README markers).
+KUMAR_RUNS = {
+    "real-long": (
+        "config/real-long.yaml",
+        "1600 iterations per model, checkpoints every 400, test-time flips on.",
+        "Table 3 at 1600 iterations",
+        (LONG_START, LONG_END),
+    ),
+    "real-pretrained": (
+        "config/real-pretrained.yaml",
+        "SynthHE-pa trained 400 iterations on 60 synthetic H&E images; every Kumar model started "
+        "from it and trained 800 iterations, checkpoints every 200, test-time flips on.",
+        "Table 3 from the synthetic start",
+        (PRETRAINED_START, PRETRAINED_END),
+    ),
+}
+
+
+def real_long_block(
+    results: Path, wall_minutes: float, cores: int, conditions: str = "", run: str = "real-long"
+) -> str:
+    """Kumar's Table 3 from a run of one of :data:`KUMAR_RUNS`' configs, with the validation
+    learning curves that chose each model's checkpoint and thresholds, its command and time."""
+    config, schedule, title, (start, end) = KUMAR_RUNS[run]
     where = shown_path(results)
     table3 = table_without_title(results / "tables" / "table3.md")
     speed = train_seconds_per_iteration(results)
-    return f"""{LONG_START}
-`snakemake --configfile config/real-long.yaml --cores {cores}`: {wall_minutes:.0f} minutes on
+    return f"""{start}
+`snakemake --configfile {config} --cores {cores}`: {wall_minutes:.0f} minutes on
 {cores} cores{conditions}; a training iteration took {speed:.2f} s on average (one thread per
-job). 1600 iterations per model, checkpoints every 400, test-time flips on.
+job). {schedule}
 
 Validation learning curves (Kumar's 3 validation images; `{where}/eval/*/seed0/validation.csv`):
 
@@ -182,10 +208,10 @@ Test means at the validation-chosen checkpoint and thresholds, 14 test images
 
 {test_means(results)}
 
-Table 3 at 1600 iterations (`{where}/tables/table3.md`), the same 14 test images:
+{title} (`{where}/tables/table3.md`), the same 14 test images:
 
 {table3}
-{LONG_END}"""
+{end}"""
 
 
 def test_means(results: Path) -> str:
@@ -197,6 +223,7 @@ def test_means(results: Path) -> str:
     rows = {
         run.parent.name: pd.read_csv(run / "chosen_test.csv")[list(columns)].mean()
         for run in sorted((results / "eval").glob("*/seed0"))
+        if (run / "chosen.json").is_file()  # a pretraining model is not reported here
     }
     for summary in sorted((results / "eval" / "classical").glob("*.summary.csv")):
         rows["Otsu + watershed"] = pd.read_csv(summary)[list(columns)].iloc[0]
@@ -370,6 +397,12 @@ def main() -> None:
         metavar="RESULTS",
         help="a config/real-long.yaml run's results folder: Kumar at 1600 iterations",
     )
+    parser.add_argument(
+        "--real-pretrained",
+        type=Path,
+        metavar="RESULTS",
+        help="a config/real-pretrained.yaml run's results folder: Kumar from synthetic H&E",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="the real-data run's block")
     parser.add_argument(
@@ -386,13 +419,14 @@ def main() -> None:
         )
         print(f"updated {args.readme}")
         return
-    if args.real_long:
-        if args.wall_minutes is None:
-            parser.error("--real-long needs --wall-minutes (the run's wall-clock time)")
-        block = real_long_block(args.real_long, args.wall_minutes, args.cores, args.conditions)
-        replace_block(args.readme, LONG_START, LONG_END, block)
-        print(f"updated {args.readme}")
-        return
+    for run, results in (("real-long", args.real_long), ("real-pretrained", args.real_pretrained)):
+        if results:
+            if args.wall_minutes is None:
+                parser.error(f"--{run} needs --wall-minutes (the run's wall-clock time)")
+            block = real_long_block(results, args.wall_minutes, args.cores, args.conditions, run)
+            replace_block(args.readme, *KUMAR_RUNS[run][3], block)
+            print(f"updated {args.readme}")
+            return
     if args.effort:
         if args.wall_minutes is None:
             parser.error("--effort needs --wall-minutes (the run's wall-clock time)")
