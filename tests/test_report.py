@@ -244,7 +244,7 @@ def test_real_long_block_marks_the_chosen_checkpoint_and_averages_the_test_image
     # the same block serves config/real-pretrained.yaml under its own markers
     (tmp_path / "eval" / "SynthHE-pa" / "seed0").mkdir(parents=True)
     pretrained = tool.real_long_block(tmp_path, 12.0, 2, run="real-pretrained")
-    assert "SynthHE" not in pretrained and "config/real-pretrained.yaml" in pretrained
+    assert "| SynthHE" not in pretrained and "config/real-pretrained.yaml" in pretrained
     assert pretrained.startswith(tool.PRETRAINED_START)
     assert pretrained.endswith(tool.PRETRAINED_END)
     assert pretrained.replace(tool.PRETRAINED_START, "").count("| K25-pa") == 3
