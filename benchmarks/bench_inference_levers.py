@@ -183,18 +183,13 @@ def bench_model(
     dilate: bool = True,
 ) -> pd.DataFrame:
     run = chosen_run(name, results, split_name, data)
-    dataset, ckpt, score, split, model = (
-        run.dataset,
-        run.checkpoint,
-        run.score_threshold,
-        run.split,
-        run.model,
-    )
+    split, model, score = run.split, run.model, run.score_threshold
     predict_image(model, split.images[0], score_threshold=score)  # warm-up, untimed
     cache = _caching(model)
     truth_c, truth_f = map(sum, zip(*(straight_edges(t) for t in split.labels), strict=True))
     print(
-        f"\n{name}: {ckpt.name}, score threshold {score} (chosen.json), {dataset}/{split_name}: "
+        f"\n{name}: {run.checkpoint.name}, score threshold {score} (chosen.json), "
+        f"{run.dataset}/{split_name}: "
         f"{len(split.names)} images, {sum(int(t.max()) for t in split.labels)} nuclei; "
         f"ground truth straight-edge share {truth_f / max(truth_c, 1):.3f}",
         flush=True,

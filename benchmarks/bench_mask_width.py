@@ -26,25 +26,17 @@ from bench_inference_levers import chosen_run
 
 from nuclei_pa.engine.postprocess import dilate_labels
 from nuclei_pa.engine.predict import predict_mask_thresholds
-from nuclei_pa.eval.matching import image_metrics
+from nuclei_pa.eval.matching import image_metrics, overlap_table
 
 MASK_THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
 def matched_area_ratios(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Predicted / true area of every pair of nuclei overlapping at IoU ≥ 0.5 (at most one
-    partner each, since two masks cannot both cover more than half of one nucleus's union)."""
-    t, p = truth.ravel(), pred.ravel()
-    both = (t > 0) & (p > 0)
-    if not both.any():
-        return np.zeros(0)
-    pairs, inter = np.unique(np.stack([t[both], p[both]]), axis=1, return_counts=True)
-    t_area = np.bincount(t, minlength=int(t.max()) + 1)
-    p_area = np.bincount(p, minlength=int(p.max()) + 1)
-    a, b = pairs
-    iou = inter / (t_area[a] + p_area[b] - inter)
-    keep = iou >= 0.5
-    return p_area[b[keep]] / t_area[a[keep]]
+    """Predicted / true area of every pair of nuclei overlapping at IoU ≥ 0.5 (the evaluator's
+    overlap table)."""
+    table = overlap_table(truth, pred)
+    keep = table.iou >= 0.5
+    return table.pred_area[table.pred_index[keep]] / table.gt_area[table.gt_index[keep]]
 
 
 def bench(name: str, results: Path, split_name: str) -> pd.DataFrame:

@@ -133,6 +133,12 @@ over test images.
 {EFFORT_END}"""
 
 
+def chosen_runs(results: Path) -> list[Path]:
+    """``eval/<model>/seed0`` of every model of a run that validation chose for (a pretraining
+    model on synthetic images has no validation split and is not reported)."""
+    return [r for r in sorted((results / "eval").glob("*/seed0")) if (r / "chosen.json").is_file()]
+
+
 def validation_learning_curves(results: Path) -> str:
     """Per model and checkpoint, the best validation mAP over the grid of score and mask
     thresholds and dilation (and the AJI there; a ``validation.csv`` without a ``dilate`` column
@@ -143,9 +149,7 @@ def validation_learning_curves(results: Path) -> str:
     import pandas as pd
 
     rows = []
-    for run in sorted((results / "eval").glob("*/seed0")):
-        if not (run / "chosen.json").is_file():
-            continue  # not chosen on validation (a pretraining model on synthetic images)
+    for run in chosen_runs(results):
         curve = pd.read_csv(run / "validation.csv")
         chosen = json.loads((run / "chosen.json").read_text())
         for iteration, at in curve.groupby("iteration"):
@@ -222,8 +226,7 @@ def test_means(results: Path) -> str:
     columns = {"map": "mAP", "aji": "AJI", "recall_50": "R@0.5", "precision_50": "P@0.5"}
     rows = {
         run.parent.name: pd.read_csv(run / "chosen_test.csv")[list(columns)].mean()
-        for run in sorted((results / "eval").glob("*/seed0"))
-        if (run / "chosen.json").is_file()  # a pretraining model is not reported here
+        for run in chosen_runs(results)
     }
     for summary in sorted((results / "eval" / "classical").glob("*.summary.csv")):
         rows["Otsu + watershed"] = pd.read_csv(summary)[list(columns)].iloc[0]

@@ -62,6 +62,10 @@ class Choice:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    def prediction(self) -> dict[str, Any]:
+        """The choice's ``predict_image`` settings (the keys of ``PAPER_PROTOCOL``)."""
+        return {k: getattr(self, k) for k in PAPER_PROTOCOL}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Choice:
         """A ``chosen.json``; one written before mask thresholds (or dilation) were chosen has
@@ -194,13 +198,7 @@ def choose(curve: pd.DataFrame, metric: str = "map") -> Choice:
 def final_choice(iterations: Sequence[int]) -> Choice:
     """Without validation images nothing is chosen: the last checkpoint, predicted as the
     paper's protocol does (``PAPER_PROTOCOL``, what the run's learning curve measured)."""
-    return Choice(
-        int(max(iterations)),
-        float(PAPER_PROTOCOL["score_threshold"]),
-        "final checkpoint",
-        mask_threshold=float(PAPER_PROTOCOL["mask_threshold"]),
-        dilate=bool(PAPER_PROTOCOL["dilate"]),
-    )
+    return Choice(int(max(iterations)), chosen_on="final checkpoint", **PAPER_PROTOCOL)
 
 
 def test_metrics(
@@ -217,11 +215,7 @@ def test_metrics(
     choice is predicted the same way, its file is read instead of predicting again (it must then
     have been evaluated with the same ``inference`` settings, as the workflow's rules are).
     """
-    protocol = (
-        math.isclose(choice.score_threshold, PAPER_PROTOCOL["score_threshold"])
-        and math.isclose(choice.mask_threshold, PAPER_PROTOCOL["mask_threshold"])
-        and choice.dilate == PAPER_PROTOCOL["dilate"]
-    )
+    protocol = all(math.isclose(v, PAPER_PROTOCOL[k]) for k, v in choice.prediction().items())
     if evaluated is not None and protocol:
         path = checkpoint_csv(evaluated, choice.iteration)
         if path.is_file():

@@ -215,8 +215,8 @@ def effort_markdown(table: pd.DataFrame, region_cost: float = REGION_COST) -> st
         "the checkpoint, score and mask thresholds and dilation its validation images chose; "
         "intervals are 95 % bootstrap intervals over test images (and seeds); Δ is the "
         f"per-effort metric minus the reference arm's ('{reference}') of the same dataset and "
-        "variant, paired over the same "
-        "test images.\n\n" + "".join(f"- {line}\n" for line in effort_reading(table))
+        "variant, paired over the same test images.\n\n"
+        + "".join(f"- {line}\n" for line in effort_reading(table))
     )
     return text
 

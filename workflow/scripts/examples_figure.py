@@ -26,9 +26,7 @@ for model, chosen, folder in zip(
     predictions[model] = predict_image(
         net,
         sample.image,
-        score_threshold=choice.score_threshold,
-        mask_threshold=choice.mask_threshold,
-        dilate=choice.dilate,
+        **choice.prediction(),
     )[0]
 examples_figure(
     sample.image, sample.labels, predictions, [snakemake.output.png, snakemake.output.pdf]
